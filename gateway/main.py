@@ -1,0 +1,73 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from adapters import registry
+from adapters.base import Adapter
+from gateway import __version__
+from gateway.api import openapi, problems
+from gateway.api.health import router as health_router
+from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from gateway.api.v1 import changes, clients, persons, records, status
+from gateway.db import Database
+from gateway.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+crc-gateway takes probation case records from the CRC case systems, keeps one canonical,
+deduplicated record per person, and feeds every change to the central case system.
+
+Every route but `/health/live` needs `Authorization: Bearer <API key>`. Errors are RFC 9457
+problem documents (`application/problem+json`).
+"""
+
+
+def load_adapters() -> dict[str, Adapter[Any]]:
+    """Instantiate every installed adapter with its default config; a broken one stops start-up."""
+    return {
+        name: adapter_class(adapter_class.config_model())
+        for name, adapter_class in registry.discover().items()
+    }
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    owns_db = db is None
+    database = db or Database.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_db:
+                database.dispose()
+
+    app = FastAPI(
+        title="crc-gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.adapters = load_adapters()
+    problems.install(app)
+    openapi.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    for module in (records, changes, persons, status, clients):
+        app.include_router(module.router)
+    return app

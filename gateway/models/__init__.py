@@ -1,0 +1,27 @@
+"""SQLAlchemy tables, one module per aggregate; importing this package registers them all."""
+
+from gateway.models.audit import AuditEntry, AuditLogIsAppendOnly
+from gateway.models.base import Base, utcnow
+from gateway.models.change import Change, FeedHead
+from gateway.models.client import ApiClient
+from gateway.models.idempotency import IdempotencyKey
+from gateway.models.person import Case, Person
+from gateway.models.source_record import RejectedRecord, SourceRecord, SourceRecordVersion
+from gateway.models.source_stats import SourceStats
+
+__all__ = [
+    "ApiClient",
+    "AuditEntry",
+    "AuditLogIsAppendOnly",
+    "Base",
+    "Case",
+    "Change",
+    "FeedHead",
+    "IdempotencyKey",
+    "Person",
+    "RejectedRecord",
+    "SourceRecord",
+    "SourceRecordVersion",
+    "SourceStats",
+    "utcnow",
+]

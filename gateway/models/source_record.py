@@ -1,0 +1,73 @@
+"""What sources sent: accepted records (current state and every version) and rejected ones."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.models.base import Base, BigIntPK, JSONDocument, UTCDateTime
+
+if TYPE_CHECKING:
+    from gateway.models.person import Person
+
+
+class SourceRecord(Base):
+    """The current version of one record of one source, linked to the person it describes."""
+
+    __tablename__ = "source_records"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    source: Mapped[str] = mapped_column(String(63))
+    external_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any] = mapped_column(JSONDocument)
+    canonical: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    adapter: Mapped[str] = mapped_column(String(63))
+    adapter_version: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    source_version: Mapped[str | None] = mapped_column(String(128))
+    source_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # Declared for the unit of work's insert ordering; loading through it is refused.
+    person: Mapped[Person] = relationship(lazy="raise")
+
+
+class SourceRecordVersion(Base):
+    """Every distinct version a source sent of a record, raw, so nothing sent is ever lost."""
+
+    __tablename__ = "source_record_versions"
+    __table_args__ = (UniqueConstraint("source_record_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    source_record_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("source_records.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any] = mapped_column(JSONDocument)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    source_record: Mapped[SourceRecord] = relationship(lazy="raise")
+
+
+class RejectedRecord(Base):
+    """A record that failed validation, kept raw with its field errors for the quarantine."""
+
+    __tablename__ = "rejected_records"
+    __table_args__ = (Index("ix_rejected_records_source_received_at", "source", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(63))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    adapter: Mapped[str] = mapped_column(String(63))
+    adapter_version: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[Any] = mapped_column(JSONDocument)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(16), default="quarantined")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,66 @@
+"""Source records, their versions, and rejected records."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import RejectedRecord, SourceRecord, SourceRecordVersion
+from gateway.repositories.dialect import supports_row_locks
+
+
+def get_many_for_update(
+    session: Session, source: str, external_ids: Iterable[str]
+) -> dict[str, SourceRecord]:
+    """The existing records among these ids, locked (in id order, so writers never deadlock)."""
+    ids = sorted(set(external_ids))
+    if not ids:
+        return {}
+    statement = (
+        select(SourceRecord)
+        .where(SourceRecord.source == source, SourceRecord.external_id.in_(ids))
+        .order_by(SourceRecord.external_id)
+    )
+    if supports_row_locks(session):
+        statement = statement.with_for_update()
+    return {record.external_id: record for record in session.scalars(statement)}
+
+
+def add(session: Session, record: SourceRecord) -> None:
+    session.add(record)
+
+
+def add_version(session: Session, version: SourceRecordVersion) -> None:
+    session.add(version)
+
+
+def list_for_person(session: Session, person_id: uuid.UUID) -> Sequence[SourceRecord]:
+    return session.scalars(
+        select(SourceRecord)
+        .where(SourceRecord.person_id == person_id)
+        .order_by(SourceRecord.received_at, SourceRecord.id)
+    ).all()
+
+
+def list_for_persons(
+    session: Session, person_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[SourceRecord]]:
+    ids = set(person_ids)
+    grouped: dict[uuid.UUID, list[SourceRecord]] = {person_id: [] for person_id in ids}
+    if not ids:
+        return grouped
+    rows = session.scalars(
+        select(SourceRecord)
+        .where(SourceRecord.person_id.in_(ids))
+        .order_by(SourceRecord.received_at, SourceRecord.id)
+    )
+    for record in rows:
+        grouped[record.person_id].append(record)
+    return grouped
+
+
+def add_rejected(session: Session, rejected: RejectedRecord) -> None:
+    session.add(rejected)

@@ -1,0 +1,1 @@
+"""Business logic. Services take the session explicitly and never commit."""

@@ -1,0 +1,420 @@
+"""Ingest: a batch of raw records from one source becomes source records, persons, cases and
+change-log rows, all in the caller's single transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from adapters.base import Adapter, FieldError, RecordRejected
+from gateway.models import Case, Person, RejectedRecord, SourceRecord, SourceRecordVersion
+from gateway.repositories import changes as changes_repo
+from gateway.repositories import persons as persons_repo
+from gateway.repositories import source_records as source_records_repo
+from gateway.repositories import source_stats as stats_repo
+from gateway.services import audit
+from gateway.services.clients import Principal
+from gateway.services.golden import LinkedRecord, build_golden
+from schemas import SCHEMA_VERSION, CaseRecord
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
+@dataclass
+class RecordOutcome:
+    index: int
+    outcome: Outcome
+    external_id: str | None = None
+    person_id: uuid.UUID | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    source: str
+    results: list[RecordOutcome]
+
+    def counts(self) -> dict[str, int]:
+        tally = {outcome.value: 0 for outcome in Outcome}
+        for result in self.results:
+            tally[result.outcome.value] += 1
+        return tally
+
+
+def content_hash(record: CaseRecord) -> str:
+    """A digest of what the record says, ignoring when the gateway happened to receive it."""
+    document = record.model_dump(mode="json", exclude={"provenance": {"received_at"}})
+    encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+@dataclass
+class _Accepted:
+    index: int
+    raw: Any
+    record: CaseRecord
+    canonical: dict[str, Any]
+    digest: str
+
+
+@dataclass
+class _Touched:
+    """What a batch did to one person, collected so the change events come out in order."""
+
+    person: Person
+    is_new: bool
+    case_events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ingest_batch(
+    session: Session,
+    *,
+    source: str,
+    adapter: Adapter[Any],
+    raw_records: Sequence[Any],
+    principal: Principal | None,
+    received_at: datetime,
+) -> BatchResult:
+    """Validate, store and link every record; rejected ones are kept raw with their errors."""
+    results: list[RecordOutcome | None] = [None] * len(raw_records)
+    accepted: list[_Accepted] = []
+    for index, raw in enumerate(raw_records):
+        try:
+            record = _translate(adapter, raw, source=source, received_at=received_at)
+        except RecordRejected as rejected:
+            external_id = rejected.external_id or adapter.external_id_of(raw)
+            source_records_repo.add_rejected(
+                session,
+                RejectedRecord(
+                    source=source,
+                    external_id=external_id,
+                    adapter=adapter.name,
+                    adapter_version=adapter.version,
+                    payload=raw,
+                    errors=list(rejected.errors),
+                    status="quarantined",
+                    received_at=received_at,
+                ),
+            )
+            results[index] = RecordOutcome(
+                index=index,
+                outcome=Outcome.REJECTED,
+                external_id=external_id,
+                errors=list(rejected.errors),
+            )
+            continue
+        accepted.append(
+            _Accepted(
+                index=index,
+                raw=raw,
+                record=record,
+                canonical=record.model_dump(mode="json"),
+                digest=content_hash(record),
+            )
+        )
+
+    existing = source_records_repo.get_many_for_update(
+        session, source, (item.record.provenance.external_id for item in accepted)
+    )
+    existing_cases = persons_repo.cases_by_source_record(
+        session, (record.id for record in existing.values())
+    )
+    locked_persons = persons_repo.get_many_for_update(
+        session, (record.person_id for record in existing.values())
+    )
+    new_crns = [
+        item.record.person.identifiers.crn
+        for item in accepted
+        if item.record.provenance.external_id not in existing and item.record.person.identifiers.crn
+    ]
+    persons_by_crn = persons_repo.first_by_crns(session, (crn for crn in new_crns if crn))
+
+    touched: dict[uuid.UUID, _Touched] = {}
+    for item in accepted:
+        external_id = item.record.provenance.external_id
+        stored = existing.get(external_id)
+        if stored is not None and stored.content_hash == item.digest:
+            results[item.index] = RecordOutcome(
+                index=item.index,
+                outcome=Outcome.UNCHANGED,
+                external_id=external_id,
+                person_id=stored.person_id,
+            )
+            continue
+        if stored is None:
+            person = _person_for_new_record(
+                session, item.record, persons_by_crn, touched, received_at
+            )
+            stored = SourceRecord(
+                id=uuid.uuid4(),
+                source=source,
+                external_id=external_id,
+                person_id=person.id,
+                version=0,
+                adapter=adapter.name,
+                adapter_version=adapter.version,
+                created_at=received_at,
+            )
+            source_records_repo.add(session, stored)
+            existing[external_id] = stored
+            outcome = Outcome.CREATED
+        else:
+            # Either locked up front, or created earlier in this same batch.
+            if stored.person_id not in touched:
+                touched[stored.person_id] = _Touched(
+                    person=locked_persons[stored.person_id], is_new=False
+                )
+            person = touched[stored.person_id].person
+            outcome = Outcome.UPDATED
+        _apply_version(session, stored, item, adapter, received_at)
+        case_event = _upsert_case(session, stored, item.record, existing_cases, received_at)
+        if case_event is not None:
+            touched[person.id].case_events.append(case_event)
+        results[item.index] = RecordOutcome(
+            index=item.index, outcome=outcome, external_id=external_id, person_id=person.id
+        )
+
+    person_events = _refresh_golden_records(session, touched, received_at)
+    done = [result for result in results if result is not None]
+    batch = BatchResult(source=source, results=done)
+    stats_repo.bump(
+        session, source, {"received": len(done), **batch.counts()}, received_at=received_at
+    )
+    _audit(session, batch, touched, principal, received_at)
+    # Last: appending takes the feed-head lock, which is held until commit.
+    changes_repo.append(session, person_events)
+    return batch
+
+
+def _translate(
+    adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime
+) -> CaseRecord:
+    record = adapter.translate(raw)
+    declared = record.provenance.source
+    if declared is not None and declared != source:
+        raise RecordRejected(
+            [
+                FieldError(
+                    path="provenance.source",
+                    message="does not match the source in the URL",
+                    type="source_mismatch",
+                )
+            ],
+            external_id=record.provenance.external_id,
+        )
+    provenance = record.provenance.model_copy(update={"source": source, "received_at": received_at})
+    return record.model_copy(update={"provenance": provenance})
+
+
+def _person_for_new_record(
+    session: Session,
+    record: CaseRecord,
+    persons_by_crn: dict[str, Person],
+    touched: dict[uuid.UUID, _Touched],
+    now: datetime,
+) -> Person:
+    """Link on an exact CRN; otherwise a new person. (Probabilistic matching is separate.)"""
+    crn = record.person.identifiers.crn
+    person = persons_by_crn.get(crn) if crn else None
+    if person is None:
+        person = Person(
+            id=uuid.uuid4(), record={}, provenance={}, version=0, created_at=now, updated_at=now
+        )
+        persons_repo.add(session, person)
+        touched[person.id] = _Touched(person=person, is_new=True)
+        if crn:
+            persons_by_crn[crn] = person
+    else:
+        if person.id not in touched:
+            locked = persons_repo.get_many_for_update(session, [person.id])
+            person = locked.get(person.id, person)
+            touched[person.id] = _Touched(person=person, is_new=False)
+    return touched[person.id].person
+
+
+def _apply_version(
+    session: Session,
+    stored: SourceRecord,
+    item: _Accepted,
+    adapter: Adapter[Any],
+    received_at: datetime,
+) -> None:
+    stored.version += 1
+    stored.content_hash = item.digest
+    stored.payload = item.raw
+    stored.canonical = item.canonical
+    stored.adapter = adapter.name
+    stored.adapter_version = adapter.version
+    stored.source_version = item.record.provenance.source_version
+    stored.source_updated_at = item.record.provenance.source_updated_at
+    stored.received_at = received_at
+    source_records_repo.add_version(
+        session,
+        SourceRecordVersion(
+            id=uuid.uuid4(),
+            source_record_id=stored.id,
+            version=stored.version,
+            content_hash=item.digest,
+            payload=item.raw,
+            received_at=received_at,
+        ),
+    )
+
+
+def _upsert_case(
+    session: Session,
+    stored: SourceRecord,
+    record: CaseRecord,
+    existing_cases: dict[uuid.UUID, Case],
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Store the record's case; returns the change to emit, or None when nothing changed."""
+    if record.case is None:
+        return None
+    document = record.case.model_dump(mode="json")
+    case = existing_cases.get(stored.id)
+    if case is None:
+        case = Case(
+            id=uuid.uuid4(),
+            person_id=stored.person_id,
+            source_record_id=stored.id,
+            source=stored.source,
+            record=document,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        persons_repo.add_case(session, case)
+        existing_cases[stored.id] = case
+        change_type = "case.created"
+    elif case.record != document:
+        case.record = document
+        case.version += 1
+        case.updated_at = now
+        change_type = "case.updated"
+    else:
+        return None
+    return _change(
+        change_type,
+        now,
+        person_id=case.person_id,
+        case_id=case.id,
+        stored=stored,
+        snapshot={
+            "case_id": str(case.id),
+            "person_id": str(case.person_id),
+            "source": stored.source,
+            "external_id": stored.external_id,
+            "version": case.version,
+            "case": document,
+        },
+    )
+
+
+def _refresh_golden_records(
+    session: Session, touched: dict[uuid.UUID, _Touched], now: datetime
+) -> list[dict[str, Any]]:
+    """Rebuild each touched person's golden record; returns the batch's change rows in order."""
+    linked = source_records_repo.list_for_persons(session, touched)
+    events: list[dict[str, Any]] = []
+    for person_id, entry in touched.items():
+        golden = build_golden(
+            LinkedRecord(
+                source=record.source,
+                external_id=record.external_id,
+                received_at=record.received_at,
+                person=record.canonical["person"],
+            )
+            for record in linked.get(person_id, [])
+        )
+        person = entry.person
+        if entry.is_new or golden.person != person.record:
+            person.record = golden.person
+            person.provenance = golden.provenance
+            identifiers = golden.person["identifiers"]
+            person.crn = identifiers["crn"]
+            person.pnc = identifiers["pnc"]
+            person.cro = identifiers["cro"]
+            person.noms = identifiers["noms"]
+            person.nino = identifiers["nino"]
+            person.version += 1
+            person.updated_at = now
+            events.append(
+                _change(
+                    "person.created" if entry.is_new else "person.updated",
+                    now,
+                    person_id=person.id,
+                    snapshot=person_snapshot(person),
+                )
+            )
+        events.extend(entry.case_events)
+    return events
+
+
+def person_snapshot(person: Person) -> dict[str, Any]:
+    return {
+        "person_id": str(person.id),
+        "version": person.version,
+        "person": person.record,
+        "provenance": person.provenance,
+    }
+
+
+def _change(
+    change_type: str,
+    now: datetime,
+    *,
+    person_id: uuid.UUID,
+    snapshot: dict[str, Any],
+    case_id: uuid.UUID | None = None,
+    stored: SourceRecord | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": change_type,
+        "occurred_at": now,
+        "person_id": person_id,
+        "case_id": case_id,
+        "source": stored.source if stored else None,
+        "source_record_id": stored.id if stored else None,
+        "schema_version": SCHEMA_VERSION,
+        "snapshot": snapshot,
+    }
+
+
+def _audit(
+    session: Session,
+    batch: BatchResult,
+    touched: dict[uuid.UUID, _Touched],
+    principal: Principal | None,
+    now: datetime,
+) -> None:
+    collected = [person_id for person_id, entry in touched.items() if entry.is_new]
+    altered = [person_id for person_id, entry in touched.items() if not entry.is_new]
+    counts = batch.counts()
+    for action, person_ids in (
+        (audit.AuditAction.COLLECT, collected),
+        (audit.AuditAction.ALTER, altered),
+    ):
+        if person_ids:
+            audit.record(
+                session,
+                principal=principal,
+                action=action,
+                resource="source-records",
+                person_ids=person_ids,
+                now=now,
+                detail={"source": batch.source, **counts},
+            )

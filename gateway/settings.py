@@ -1,0 +1,73 @@
+"""Configuration: one Settings object, read from GATEWAY_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/gateway.db"
+
+
+class LimitSettings(BaseModel):
+    """Caps on every resource a client controls."""
+
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_batch_records: int = Field(1000, ge=1, le=100_000, description="Records in one push.")
+    default_page_size: int = Field(100, ge=1)
+    max_page_size: int = Field(1000, ge=1, le=10_000)
+
+
+class IdempotencySettings(BaseModel):
+    """How long Idempotency-Key records live."""
+
+    retention_hours: int = Field(24, ge=24, description="Keys are kept at least this long.")
+    lock_seconds: int = Field(
+        60, ge=1, description="An in-flight key older than this is taken over (crashed request)."
+    )
+
+
+class DatabaseSettings(BaseModel):
+    """Engine tuning; the URL itself is GATEWAY_DATABASE_URL."""
+
+    sqlite_busy_timeout_ms: int = Field(30_000, ge=0)
+    pool_size: int = Field(10, ge=1)
+    max_overflow: int = Field(10, ge=0)
+    write_attempts: int = Field(
+        3, ge=1, description="Tries for a write transaction that hits a deadlock."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings; nested sections use `__`, e.g. GATEWAY_LIMITS__MAX_BODY_BYTES."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    database: DatabaseSettings = DatabaseSettings()
+    limits: LimitSettings = LimitSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
+    docs_enabled: bool = Field(True, description="Serve /docs and /openapi.json.")
+    log_format: str = Field("json", pattern="^(json|text)$")
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file for a file-backed SQLite URL, else None."""
+        if not self.is_sqlite:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        return Path(path) if path and path != ":memory:" else None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use (never at import time)."""
+    return Settings()

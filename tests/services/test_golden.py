@@ -1,0 +1,68 @@
+"""Survivorship: most recent non-empty value wins, and every field says where it came from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gateway.services.golden import LinkedRecord, build_golden
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def linked(source: str, hours: int, **person: object) -> LinkedRecord:
+    return LinkedRecord(
+        source=source,
+        external_id=f"{source}-1",
+        received_at=T0 + timedelta(hours=hours),
+        person={"identifiers": {}, **person},
+    )
+
+
+def test_the_most_recent_non_empty_value_wins_per_field() -> None:
+    golden = build_golden(
+        [
+            linked("crc-b", 2, surname="Later", date_of_birth=None),
+            linked("crc-a", 1, surname="Earlier", date_of_birth="1980-02-03"),
+        ]
+    )
+
+    assert golden.person["surname"] == "Later"
+    assert golden.person["date_of_birth"] == "1980-02-03"
+    assert golden.provenance["surname"]["source"] == "crc-b"
+    assert golden.provenance["date_of_birth"]["source"] == "crc-a"
+
+
+def test_identifiers_survive_field_by_field_with_provenance() -> None:
+    golden = build_golden(
+        [
+            linked("crc-a", 1, surname="X", identifiers={"crn": "X320741", "pnc": None}),
+            linked("crc-b", 2, surname="X", identifiers={"pnc": "2002/0073319Z"}),
+        ]
+    )
+
+    assert golden.person["identifiers"] == {
+        "crn": "X320741",
+        "pnc": "2002/0073319Z",
+        "cro": None,
+        "noms": None,
+        "nino": None,
+    }
+    assert golden.provenance["identifiers.crn"]["source"] == "crc-a"
+    assert golden.provenance["identifiers.pnc"]["source"] == "crc-b"
+
+
+def test_empty_lists_never_replace_values() -> None:
+    golden = build_golden(
+        [
+            linked("crc-a", 1, surname="X", forenames=["Ada"]),
+            linked("crc-b", 2, surname="X", forenames=[]),
+        ]
+    )
+
+    assert golden.person["forenames"] == ["Ada"]
+
+
+def test_the_result_does_not_depend_on_input_order() -> None:
+    records = [linked(f"crc-{n}", n, surname=f"S{n}") for n in range(5)]
+
+    assert build_golden(records) == build_golden(list(reversed(records)))
