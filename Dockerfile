@@ -1,0 +1,22 @@
+# syntax=docker/dockerfile:1
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system gateway && useradd --system --gid gateway --home-dir /app gateway
+
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY gateway ./gateway
+COPY adapters ./adapters
+COPY schemas ./schemas
+COPY migrations ./migrations
+RUN pip install . && mkdir -p /app/var && chown gateway:gateway /app/var
+
+USER gateway
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live')"
+CMD ["sh", "-c", "crc-gateway migrate && exec crc-gateway serve --host 0.0.0.0 --port 8000"]
