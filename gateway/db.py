@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# PostgreSQL SQLSTATEs after which a whole transaction can safely be run again.
-_RETRYABLE_PG_CODES = frozenset({"40001", "40P01"})
+# PostgreSQL SQLSTATEs after which a whole transaction can safely be run again: serialization
+# failure, deadlock, and a unique violation from a concurrent writer inserting the same key
+# (rerun, the transaction finds that row and takes the update path).
+_RETRYABLE_PG_CODES = frozenset({"40001", "40P01", "23505"})
 
 
 def build_engine(settings: Settings) -> Engine:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from adapters import registry
 from adapters.base import Adapter
@@ -17,6 +20,8 @@ from gateway.api.health import router as health_router
 from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.api.v1 import changes, clients, persons, records, status
 from gateway.db import Database
+from gateway.models import utcnow
+from gateway.services import idempotency
 from gateway.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,22 @@ def load_adapters() -> dict[str, Adapter[Any]]:
     }
 
 
+async def purge_idempotency_keys(database: Database, interval: float) -> None:
+    """Delete expired Idempotency-Key records now and then; safe on any number of replicas."""
+    while True:
+        try:
+            purged = await run_in_threadpool(
+                lambda: database.write(
+                    lambda session: idempotency.purge_expired(session, now=utcnow())
+                )
+            )
+            if purged:
+                log.info("expired idempotency keys purged", extra={"purged": purged})
+        except SQLAlchemyError:
+            log.warning("idempotency key purge failed; will retry", exc_info=True)
+        await asyncio.sleep(interval)
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     owns_db = db is None
@@ -45,9 +66,15 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        purger = asyncio.create_task(
+            purge_idempotency_keys(database, settings.idempotency.purge_interval_seconds)
+        )
         try:
             yield
         finally:
+            purger.cancel()
+            with suppress(asyncio.CancelledError):
+                await purger
             if owns_db:
                 database.dispose()
 

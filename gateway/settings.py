@@ -27,6 +27,9 @@ class IdempotencySettings(BaseModel):
     lock_seconds: int = Field(
         60, ge=1, description="An in-flight key older than this is taken over (crashed request)."
     )
+    purge_interval_seconds: float = Field(
+        3600, gt=0, description="How often expired keys are deleted."
+    )
 
 
 class DatabaseSettings(BaseModel):

@@ -211,3 +211,33 @@ def test_the_content_hash_ignores_the_receipt_time(field: str) -> None:
     )
 
     assert ingest.content_hash(record) == ingest.content_hash(later)
+
+
+def test_a_unique_violation_from_a_concurrent_writer_is_retried() -> None:
+    from psycopg import errors as pg_errors
+    from sqlalchemy.exc import IntegrityError
+
+    from gateway.db import _is_retryable
+
+    error = IntegrityError("INSERT", {}, pg_errors.UniqueViolation())
+
+    assert _is_retryable(error)
+
+
+def test_two_writers_creating_the_same_record_at_once_both_succeed(db: Database) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    record = make_case_record()
+    barrier = threading.Barrier(2, timeout=10)
+
+    def push_after_barrier() -> Outcome:
+        barrier.wait()
+        return push(db, [copy.deepcopy(record)]).results[0].outcome
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(lambda _: push_after_barrier(), range(2)))
+
+    assert outcomes == sorted([Outcome.CREATED, Outcome.UNCHANGED])
+    assert count(db, SourceRecord) == 1
+    assert change_types(db) == ["person.created", "case.created"]
