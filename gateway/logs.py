@@ -75,3 +75,6 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
     # uvicorn's access log prints query strings, which can carry identifiers (?crn=...);
     # the gateway writes its own access line with the route template instead.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every URL it requests at INFO; outbound URLs can carry identifiers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from gateway.db import Database
 from gateway.errors import Forbidden, ServiceUnavailable, Unauthenticated
@@ -33,14 +34,18 @@ DatabaseDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def authenticate(
+async def authenticate(
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # Async, with the lookup in a worker thread: a sync dependency runs in a copy of the request
+    # context, so the client id bound below would never reach the access line.
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
     try:
-        principal = db.read(lambda session: clients.authenticate(session, credentials.credentials))
+        principal = await run_in_threadpool(
+            db.read, lambda session: clients.authenticate(session, credentials.credentials)
+        )
     except SQLAlchemyError:
         raise ServiceUnavailable("the credential store is not reachable") from None
     if principal is None:

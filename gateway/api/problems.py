@@ -95,11 +95,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=(type(error), error, None))
-        return problem_response(
-            status=500,
-            slug="internal-error",
-            title="Internal error",
-            detail="the error was logged with this request id",
-            instance=request.url.path,
-        )
+        # Starlette runs this outermost, after RequestContextMiddleware has reset the request
+        # context: bind the request id again so the log line and the document both carry it.
+        request_id: str | None = getattr(request.state, "request_id", None)
+        token = request_id_var.set(request_id)
+        try:
+            log.error("unhandled error", exc_info=(type(error), error, None))
+            return problem_response(
+                status=500,
+                slug="internal-error",
+                title="Internal error",
+                detail="the error was logged with this request id",
+                instance=request.url.path,
+                headers={"X-Request-Id": request_id} if request_id else None,
+            )
+        finally:
+            request_id_var.reset(token)

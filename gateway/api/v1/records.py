@@ -67,6 +67,24 @@ def _to_body(batch: ingest.BatchResult) -> str:
     ).model_dump_json()
 
 
+# A canonical record nests about 7 deep. Far deeper input can still parse, and then exhaust the
+# stack when its raw payload is stored (a 500), so it is refused here.
+MAX_RECORD_NESTING = 32
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest more than `limit` deep (without recursing)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _parse(adapter: Adapter[Any], body: bytes, content_type: str, max_records: int) -> list[Any]:
     try:
         records = list(islice(adapter.parse(body, content_type), max_records + 1))
@@ -76,6 +94,8 @@ def _parse(adapter: Adapter[Any], body: bytes, content_type: str, max_records: i
         raise InvalidRequest("a batch holds at least one record")
     if len(records) > max_records:
         raise InvalidRequest(f"a batch holds at most {max_records} records")
+    if any(_nested_deeper_than(record, MAX_RECORD_NESTING) for record in records):
+        raise MalformedBody(f"records nest at most {MAX_RECORD_NESTING} levels deep")
     return records
 
 
