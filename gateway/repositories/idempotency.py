@@ -26,8 +26,10 @@ def claim(session: Session, row: IdempotencyKey) -> bool:
             expires_at=row.expires_at,
         )
         .on_conflict_do_nothing()
+        # A row comes back only if it was inserted: rowcount of an INSERT is -1 on psycopg.
+        .returning(IdempotencyKey.key)
     )
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return session.execute(statement).first() is not None
 
 
 def get_for_update(session: Session, client_id: uuid.UUID, key: str) -> IdempotencyKey | None:

@@ -72,7 +72,12 @@ def claim(
         # Expired (or purged meanwhile): the key is free again.
         idempotency_repo.delete_key(session, client_id, key)
         session.flush()
-        idempotency_repo.claim(session, fresh)
+        if not idempotency_repo.claim(session, fresh):
+            # Another request re-claimed the expired key between our delete and insert.
+            raise IdempotencyKeyInFlight(
+                "a request with this Idempotency-Key is still in flight",
+                headers={"Retry-After": "1"},
+            )
         return None
     if row.fingerprint != request_fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was already used with another request")
