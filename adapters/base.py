@@ -1,26 +1,31 @@
 """The adapter contract: how a source system's records become canonical case records.
 
 An adapter is a small class. The gateway calls `parse` to split what a source sent into raw
-records, then `translate` on each raw record to get a validated `schemas.CaseRecord`. Adapters
-are pure translators: they never touch the database, the gateway's services or the network
-clients of the core, and they report problems only by raising the errors defined here.
+records, then `translate` on each raw record's data to get a validated `schemas.CaseRecord`.
+A source the gateway polls also implements `fetch`. Adapters are pure translators: they never
+touch the database, the gateway's services or its network clients, never sleep and never retry;
+they report problems only by raising the errors defined here.
 
 Errors are data about the record or the source, not control flow:
 
 - `RecordRejected`: this one record is bad; the gateway quarantines it with the field errors
-  and carries on with the rest of the batch.
-- `PayloadRejected`: the payload as a whole cannot be read (not JSON, wrong shape); nothing in it
-  can be attributed to a record, so the whole request is refused with a 4xx.
+  and carries on with the rest.
+- `PayloadRejected`: the payload as a whole cannot be read (not JSON, no header row, hostile
+  XML); nothing in it can be attributed to a record, so the request is refused with a 4xx.
 - `RetriableSourceError`: a polled source failed in a way worth retrying, maybe after
   `retry_after` seconds.
 - `FatalSourceError`: stop polling this source and tell the operator.
+
+A new adapter subclasses `Adapter`, declares itself in the `crc_gateway.adapters` entry-point
+group of its distribution, and runs the conformance suite in `adapters.testing` in its tests.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import Any, ClassVar, Generic, TypedDict, TypeVar
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, ClassVar, Generic, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -33,6 +38,31 @@ class FieldError(TypedDict):
     path: str
     message: str
     type: str
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record as the source sent it, split out of a payload but not yet translated.
+
+    `data` is kept verbatim (quarantine, replay, provenance), so it must be JSON-serialisable:
+    a dict of a CSV row's columns, a JSON object, an XML element serialised as text inside a
+    dict. `errors`, when not empty, says the record could not even be split out properly (a
+    truncated row, bytes that are not text); the gateway quarantines it without translating.
+    """
+
+    data: Any
+    external_id: str | None = None
+    position: str | None = None
+    errors: tuple[FieldError, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """What one `fetch` call returned: records, and where to resume."""
+
+    records: list[RawRecord]
+    next_cursor: str | None
+    has_more: bool
 
 
 class RecordRejected(Exception):
@@ -69,6 +99,19 @@ class FatalSourceError(SourceError):
     """The source cannot be used until an operator acts (bad credentials, contract broken)."""
 
 
+class SourceHttp(Protocol):
+    """The HTTP access the gateway lends a polled adapter's `fetch`.
+
+    The gateway's implementation owns the client, authentication, timeouts and retries: a
+    timeout, a 5xx or a 429 is retried with backoff (honouring Retry-After) before it surfaces
+    as `RetriableSourceError`; a 4xx other than 429 surfaces as `FatalSourceError`.
+    """
+
+    def get_json(self, path: str, *, params: Mapping[str, str] | None = None) -> Any:
+        """GET a path relative to the source's base URL and return the decoded JSON body."""
+        ...
+
+
 class AdapterConfig(BaseModel):
     """Base of every adapter's configuration model; unknown settings are an error."""
 
@@ -81,9 +124,15 @@ ConfigT = TypeVar("ConfigT", bound=AdapterConfig)
 class Adapter(ABC, Generic[ConfigT]):
     """Translates one source system's records into canonical case records.
 
-    Subclasses set `name` (the registry key), `version` (recorded with every stored record, so
-    a quarantined record can be replayed through a fixed adapter) and `config_model`, and
-    implement `parse` and `translate`.
+    Subclasses set:
+
+    - `name`: the registry key, equal to the entry-point name;
+    - `version`: recorded with every stored and quarantined record, so a record can be replayed
+      through a fixed adapter and one can tell which version produced what;
+    - `config_model`: the pydantic model of the adapter's settings (validated at start-up);
+    - `content_types`: the media types `parse` accepts (empty for a polled-only adapter);
+
+    and implement `parse` and `translate`, plus `fetch` for a polled source.
     """
 
     name: ClassVar[str]
@@ -95,19 +144,30 @@ class Adapter(ABC, Generic[ConfigT]):
         self.config = config
 
     @abstractmethod
-    def parse(self, payload: bytes, content_type: str) -> Iterator[Any]:
-        """Yield the raw records in a payload, in order; raise PayloadRejected if unreadable."""
+    def parse(self, stream: IO[bytes], content_type: str) -> Iterator[RawRecord]:
+        """Yield the raw records in a payload, in order, reading the stream as it goes.
+
+        Must not read the whole stream into memory: payloads can be gigabytes. Raise
+        `PayloadRejected` when nothing can be read; yield a `RawRecord` with `errors` for a
+        record that cannot be split out, and carry on with the next.
+        """
 
     @abstractmethod
     def translate(self, raw: Any) -> CaseRecord:
-        """Return the canonical record for one raw record; raise RecordRejected if it is bad.
+        """Return the canonical record for one raw record's `data`; raise RecordRejected if bad.
 
-        Must be pure and deterministic: the same raw record always gives the same result.
+        Must be pure and deterministic: the same data always gives the same result, the data is
+        not modified, and nothing outside the adapter is read or written.
         """
 
-    def external_id_of(self, raw: Any) -> str | None:
-        """The source's id for a raw record, best effort, for quarantining a rejected record."""
-        return None
+    @property
+    def polled(self) -> bool:
+        """Whether this adapter implements `fetch`."""
+        return type(self).fetch is not Adapter.fetch
+
+    def fetch(self, cursor: str | None, http: SourceHttp) -> FetchedPage:
+        """For a polled source: the page of records after `cursor` (None: from the start)."""
+        raise NotImplementedError(f"the {self.name} adapter is not polled")
 
 
 def field_errors_from(error: ValidationError, *, prefix: str = "") -> list[FieldError]:
@@ -123,3 +183,21 @@ def field_errors_from(error: ValidationError, *, prefix: str = "") -> list[Field
             )
         )
     return errors
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest more than `limit` deep (without recursing)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+# A canonical record nests about 7 deep. Far deeper input can still parse and then exhaust the
+# stack wherever it is walked recursively (JSON encoding when it is stored), so adapters refuse it.
+MAX_RECORD_NESTING = 32

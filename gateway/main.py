@@ -6,14 +6,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from adapters import registry
-from adapters.base import Adapter
 from gateway import __version__
 from gateway.api import openapi, problems
 from gateway.api.health import router as health_router
@@ -22,6 +20,7 @@ from gateway.api.v1 import changes, clients, persons, records, status
 from gateway.db import Database
 from gateway.models import utcnow
 from gateway.services import idempotency
+from gateway.services.sources import SourceRegistry
 from gateway.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -33,14 +32,6 @@ deduplicated record per person, and feeds every change to the central case syste
 Every route but `/health/live` needs `Authorization: Bearer <API key>`. Errors are RFC 9457
 problem documents (`application/problem+json`).
 """
-
-
-def load_adapters() -> dict[str, Adapter[Any]]:
-    """Instantiate every installed adapter with its default config; a broken one stops start-up."""
-    return {
-        name: adapter_class(adapter_class.config_model())
-        for name, adapter_class in registry.discover().items()
-    }
 
 
 async def purge_idempotency_keys(database: Database, interval: float) -> None:
@@ -89,10 +80,14 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     )
     app.state.settings = settings
     app.state.db = database
-    app.state.adapters = load_adapters()
+    app.state.sources = SourceRegistry(registry.discover(), settings)
     problems.install(app)
     openapi.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.limits.max_body_bytes,
+        max_upload_bytes=settings.limits.max_upload_bytes,
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     for module in (records, changes, persons, status, clients):

@@ -4,11 +4,36 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/gateway.db"
+
+
+class PollSettings(BaseModel):
+    """How the gateway polls a source's API. Secrets are named, never written here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: AnyHttpUrl
+    interval_seconds: float = Field(60, gt=0, description="Pause between polls once caught up.")
+    timeout_seconds: float = Field(30, gt=0)
+    max_attempts: int = Field(5, ge=1, le=20, description="Tries per request before giving up.")
+    token_env: str | None = Field(
+        None, description="Environment variable holding the source's bearer token."
+    )
+
+
+class SourceSettings(BaseModel):
+    """One source: which adapter reads it, that adapter's settings, and polling if any."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    adapter: str = "canonical"
+    config: dict[str, Any] = Field(default_factory=dict)
+    poll: PollSettings | None = None
 
 
 class LimitSettings(BaseModel):
@@ -16,6 +41,12 @@ class LimitSettings(BaseModel):
 
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_batch_records: int = Field(1000, ge=1, le=100_000, description="Records in one push.")
+    max_upload_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024, description="Largest file a source uploads in its own format."
+    )
+    import_chunk_records: int = Field(
+        1000, ge=1, le=100_000, description="Records per transaction in uploads and imports."
+    )
     default_page_size: int = Field(100, ge=1)
     max_page_size: int = Field(1000, ge=1, le=10_000)
 
@@ -54,6 +85,12 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitSettings = LimitSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    sources: dict[str, SourceSettings] = Field(
+        default_factory=dict, description="Sources by name (GATEWAY_SOURCES as JSON)."
+    )
+    sources_file: Path | None = Field(
+        None, description="A YAML file of sources, merged under `sources`."
+    )
     docs_enabled: bool = Field(True, description="Serve /docs and /openapi.json.")
     log_format: str = Field("json", pattern="^(json|text)$")
     log_level: str = "INFO"

@@ -23,10 +23,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from uuid import uuid4
 
+from adapters.base import RawRecord
+from adapters.canonical import CanonicalAdapter
 from schemas.identifiers import canonical_nino, make_cro, make_pnc
 
 __all__ = [
     "OMIT",
+    "as_raw_records",
     "deep_merge",
     "make_case_record",
     "make_identifiers",
@@ -263,3 +266,15 @@ def make_case_record(**overrides: Any) -> dict[str, Any]:
         },
     }
     return deep_merge(record, overrides)
+
+
+def as_raw_records(records: list[Any]) -> list[RawRecord]:
+    """Records as the canonical adapter's parse would hand them to ingest."""
+    return [
+        RawRecord(
+            data=record,
+            external_id=CanonicalAdapter.external_id_of(record),
+            position=f"records[{index}]",
+        )
+        for index, record in enumerate(records)
+    ]

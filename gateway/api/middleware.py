@@ -15,6 +15,7 @@ from gateway.logs import client_id_var, request_id_var, source_var
 
 access_log = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_RECORDS_PATH = re.compile(r"^/v1/sources/[^/]+/records$")
 
 
 class RequestContextMiddleware:
@@ -70,21 +71,35 @@ class BodyLimitMiddleware:
     """Refuses bodies over the limit with 413, without ever holding more than the limit.
 
     A declared Content-Length over the limit is refused before reading; a chunked body is
-    counted as it streams and reading stops at the first byte past the limit.
+    counted as it streams and reading stops at the first byte past the limit. A file upload
+    (a POST of records in anything but a JSON batch) is streamed to disk by its handler, so it
+    gets the larger upload limit.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    def _limit_for(self, scope: Scope, headers: dict[bytes, bytes]) -> int:
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if (
+            scope.get("method") == "POST"
+            and _RECORDS_PATH.fullmatch(scope.get("path", ""))
+            and content_type not in (b"", b"application/json")
+        ):
+            return self.max_upload_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+        limit = self._limit_for(scope, headers)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
         too_large = started = False
@@ -94,9 +109,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     too_large = True
-                    raise PayloadTooLarge(self._detail())
+                    raise PayloadTooLarge(self._detail(limit))
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -114,18 +129,19 @@ class BodyLimitMiddleware:
             if not too_large or started:
                 raise
         if too_large and not started:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             status=PayloadTooLarge.status,
             slug=PayloadTooLarge.slug,
             title=PayloadTooLarge.title,
-            detail=self._detail(),
+            detail=self._detail(limit),
             instance=scope.get("path", ""),
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
 
-    def _detail(self) -> str:
-        return f"request bodies are limited to {self.max_bytes} bytes"
+    @staticmethod
+    def _detail(limit: int) -> str:
+        return f"request bodies here are limited to {limit} bytes"

@@ -5,8 +5,10 @@ from gateway.models.base import Base, utcnow
 from gateway.models.change import Change, FeedHead
 from gateway.models.client import ApiClient
 from gateway.models.idempotency import IdempotencyKey
+from gateway.models.imports import Import
 from gateway.models.person import Case, Person
 from gateway.models.source_record import RejectedRecord, SourceRecord, SourceRecordVersion
+from gateway.models.source_state import SourceState
 from gateway.models.source_stats import SourceStats
 
 __all__ = [
@@ -18,10 +20,12 @@ __all__ = [
     "Change",
     "FeedHead",
     "IdempotencyKey",
+    "Import",
     "Person",
     "RejectedRecord",
     "SourceRecord",
     "SourceRecordVersion",
+    "SourceState",
     "SourceStats",
     "utcnow",
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.models.base import Base, BigIntPK, JSONDocument, UTCDateTime
@@ -57,17 +57,33 @@ class SourceRecordVersion(Base):
 
 
 class RejectedRecord(Base):
-    """A record that failed validation, kept raw with its field errors for the quarantine."""
+    """A record that failed validation: the quarantine, raw payload and field errors kept.
+
+    The same bad payload sent again is counted on its row, not stored twice.
+    """
 
     __tablename__ = "rejected_records"
-    __table_args__ = (Index("ix_rejected_records_source_received_at", "source", "received_at"),)
+    __table_args__ = (
+        Index("ix_rejected_records_source_received_at", "source", "received_at"),
+        Index("ix_rejected_records_source_payload_hash", "source", "payload_hash"),
+        Index("ix_rejected_records_status_id", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(63))
     external_id: Mapped[str | None] = mapped_column(String(128))
     adapter: Mapped[str] = mapped_column(String(63))
     adapter_version: Mapped[str] = mapped_column(String(32))
+    position: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[Any] = mapped_column(JSONDocument)
+    payload_hash: Mapped[str] = mapped_column(String(64))
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
     status: Mapped[str] = mapped_column(String(16), default="quarantined")
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    import_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    replayed_as: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -64,3 +64,20 @@ def list_for_persons(
 
 def add_rejected(session: Session, rejected: RejectedRecord) -> None:
     session.add(rejected)
+
+
+def quarantined_by_hash(
+    session: Session, source: str, hashes: Iterable[str]
+) -> dict[str, RejectedRecord]:
+    """Records of this source still waiting in quarantine, by payload hash."""
+    values = sorted(set(hashes))
+    if not values:
+        return {}
+    statement = select(RejectedRecord).where(
+        RejectedRecord.source == source,
+        RejectedRecord.status == "quarantined",
+        RejectedRecord.payload_hash.in_(values),
+    )
+    if supports_row_locks(session):
+        statement = statement.with_for_update()
+    return {row.payload_hash: row for row in session.scalars(statement)}

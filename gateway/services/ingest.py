@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from adapters.base import Adapter, FieldError, RecordRejected
+from adapters.base import Adapter, FieldError, RawRecord, RecordRejected
 from gateway.models import Case, Person, RejectedRecord, SourceRecord, SourceRecordVersion
 from gateway.repositories import changes as changes_repo
 from gateway.repositories import persons as persons_repo
@@ -79,51 +79,48 @@ class _Touched:
     case_events: list[dict[str, Any]] = field(default_factory=list)
 
 
+def payload_hash(data: Any) -> str:
+    """A digest of a raw record's data, to recognise the same bad record sent again."""
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
 def ingest_batch(
     session: Session,
     *,
     source: str,
     adapter: Adapter[Any],
-    raw_records: Sequence[Any],
+    raw_records: Sequence[RawRecord],
     principal: Principal | None,
     received_at: datetime,
+    import_id: uuid.UUID | None = None,
 ) -> BatchResult:
-    """Validate, store and link every record; rejected ones are kept raw with their errors."""
+    """Validate, store and link every record; rejected ones are quarantined with their errors."""
     results: list[RecordOutcome | None] = [None] * len(raw_records)
     accepted: list[_Accepted] = []
+    rejected: list[tuple[int, RawRecord, list[FieldError], str | None]] = []
     for index, raw in enumerate(raw_records):
+        if raw.errors:
+            rejected.append((index, raw, list(raw.errors), raw.external_id))
+            continue
         try:
-            record = _translate(adapter, raw, source=source, received_at=received_at)
-        except RecordRejected as rejected:
-            external_id = rejected.external_id or adapter.external_id_of(raw)
-            source_records_repo.add_rejected(
-                session,
-                RejectedRecord(
-                    source=source,
-                    external_id=external_id,
-                    adapter=adapter.name,
-                    adapter_version=adapter.version,
-                    payload=raw,
-                    errors=list(rejected.errors),
-                    status="quarantined",
-                    received_at=received_at,
-                ),
-            )
-            results[index] = RecordOutcome(
-                index=index,
-                outcome=Outcome.REJECTED,
-                external_id=external_id,
-                errors=list(rejected.errors),
-            )
+            record = _translate(adapter, raw.data, source=source, received_at=received_at)
+        except RecordRejected as error:
+            rejected.append((index, raw, error.errors, error.external_id or raw.external_id))
             continue
         accepted.append(
             _Accepted(
                 index=index,
-                raw=raw,
+                raw=raw.data,
                 record=record,
                 canonical=record.model_dump(mode="json"),
                 digest=content_hash(record),
             )
+        )
+    _quarantine(session, source, adapter, rejected, received_at, import_id)
+    for index, _raw, errors, external_id in rejected:
+        results[index] = RecordOutcome(
+            index=index, outcome=Outcome.REJECTED, external_id=external_id, errors=errors
         )
 
     existing = source_records_repo.get_many_for_update(
@@ -197,6 +194,45 @@ def ingest_batch(
     # Last: appending takes the feed-head lock, which is held until commit.
     changes_repo.append(session, person_events)
     return batch
+
+
+def _quarantine(
+    session: Session,
+    source: str,
+    adapter: Adapter[Any],
+    rejected: list[tuple[int, RawRecord, list[FieldError], str | None]],
+    received_at: datetime,
+    import_id: uuid.UUID | None,
+) -> None:
+    """Keep each rejected record raw; the same payload already waiting is counted, not copied."""
+    hashes = {index: payload_hash(raw.data) for index, raw, _errors, _id in rejected}
+    waiting = source_records_repo.quarantined_by_hash(session, source, set(hashes.values()))
+    for index, raw, errors, external_id in rejected:
+        digest = hashes[index]
+        row = waiting.get(digest)
+        if row is not None:
+            row.occurrences += 1
+            row.last_received_at = received_at
+            row.errors = [dict(error) for error in errors]
+            row.adapter_version = adapter.version
+            continue
+        row = RejectedRecord(
+            source=source,
+            external_id=external_id,
+            adapter=adapter.name,
+            adapter_version=adapter.version,
+            position=(raw.position or "")[:64] or None,
+            payload=raw.data,
+            payload_hash=digest,
+            errors=[dict(error) for error in errors],
+            status="quarantined",
+            occurrences=1,
+            received_at=received_at,
+            last_received_at=received_at,
+            import_id=import_id,
+        )
+        source_records_repo.add_rejected(session, row)
+        waiting[digest] = row
 
 
 def _translate(

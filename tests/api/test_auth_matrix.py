@@ -83,6 +83,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/v1/clients"): Rule(frozenset({ADMIN}), 200),
     ("DELETE", "/v1/clients/{client_id}"): Rule(frozenset({ADMIN}), 404),
+    # A random id: 404 for every role that may read imports; which source's import it is can
+    # only be checked once it exists (tests/api/test_uploads.py covers that).
+    ("GET", "/v1/imports/{import_id}"): Rule(
+        frozenset({SOURCE_OWN, SOURCE_OTHER, OPERATOR, ADMIN}), 404
+    ),
     ("GET", "/health/ready"): Rule(EVERY_CALLER, 200),
     ("GET", "/health/live"): Rule(EVERY_CALLER, 200, public=True),
 }
@@ -112,7 +117,9 @@ def api_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def concrete_path(template: str) -> str:
-    return template.format(source=OWN_SOURCE, person_id=uuid.uuid4(), client_id=uuid.uuid4())
+    return template.format(
+        source=OWN_SOURCE, person_id=uuid.uuid4(), client_id=uuid.uuid4(), import_id=uuid.uuid4()
+    )
 
 
 def key_for(caller: str, make_key: KeyMaker) -> str:

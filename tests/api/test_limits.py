@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.api.v1.records import MAX_RECORD_NESTING
+from adapters.base import MAX_RECORD_NESTING
 from gateway.services.clients import Role
 from gateway.settings import Settings
 from tests.api.conftest import ClientFactory, assert_problem

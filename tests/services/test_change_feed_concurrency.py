@@ -29,7 +29,7 @@ from adapters.canonical import CanonicalAdapter
 from gateway.db import Database
 from gateway.models import Change, FeedHead, Person, utcnow
 from gateway.services import changes, ingest
-from tests.builders import SURNAMES, make_case_record
+from tests.builders import SURNAMES, as_raw_records, make_case_record
 
 WRITERS = 6
 BATCHES_PER_WRITER = 12
@@ -196,7 +196,7 @@ def test_every_committed_change_is_read_exactly_once_in_order_while_writers_comm
                 ingest.ingest_batch,
                 source=plan.source,
                 adapter=adapter,
-                raw_records=batch,
+                raw_records=as_raw_records(batch),
                 principal=None,
                 received_at=utcnow(),
             )
@@ -276,7 +276,7 @@ class PausedWriter:
             session,
             source=self.source,
             adapter=CanonicalAdapter(AdapterConfig()),
-            raw_records=self.records,
+            raw_records=as_raw_records(self.records),
             principal=None,
             received_at=utcnow(),
         )

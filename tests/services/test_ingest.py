@@ -15,7 +15,7 @@ from gateway.db import Database
 from gateway.models import Change, Person, RejectedRecord, SourceRecord, SourceRecordVersion, utcnow
 from gateway.services import ingest
 from gateway.services.ingest import BatchResult, Outcome
-from tests.builders import make_case_record
+from tests.builders import as_raw_records, make_case_record
 
 ADAPTER = CanonicalAdapter(AdapterConfig())
 
@@ -26,7 +26,7 @@ def push(db: Database, records: Sequence[Any], *, source: str = "crc-north") -> 
             session,
             source=source,
             adapter=ADAPTER,
-            raw_records=list(records),
+            raw_records=as_raw_records(list(records)),
             principal=None,
             received_at=utcnow(),
         )

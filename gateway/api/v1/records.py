@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import tempfile
 import uuid
 from datetime import timedelta
 from itertools import islice
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from adapters.base import Adapter, PayloadRejected
+from adapters.base import Adapter, PayloadRejected, RawRecord
+from adapters.canonical import JSON
 from gateway.api.deps import DatabaseDep, SettingsDep, require, require_source_access
 from gateway.api.v1.shapes import FieldErrorOut
 from gateway.db import Database
-from gateway.errors import InvalidRequest, MalformedBody, UnsupportedMediaType
+from gateway.errors import InvalidRequest, MalformedBody
 from gateway.logs import source_var
 from gateway.models import utcnow
-from gateway.services import idempotency, ingest
+from gateway.services import idempotency, imports, ingest
 from gateway.services.clients import Principal, Role, validate_source_name
+from gateway.services.sources import SourceRegistry
 from gateway.settings import Settings
 
 router = APIRouter(tags=["records"])
+SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024
 
 
 class RecordResultOut(BaseModel):
@@ -49,57 +56,93 @@ class BatchResultOut(BaseModel):
     results: list[RecordResultOut]
 
 
+class ImportOut(BaseModel):
+    """The outcome of a file in a source's own format, imported in chunks."""
+
+    import_id: uuid.UUID
+    source: str
+    status: str = Field(description="running, completed, failed or interrupted")
+    resumed_from: int = Field(0, description="Records an earlier attempt had already stored.")
+    summary: BatchSummaryOut
+    rejected: list[RecordResultOut] = Field(
+        default_factory=list,
+        description="The first rejected records with their errors; the rest are in quarantine.",
+    )
+    failure: str | None = None
+
+    @classmethod
+    def of(cls, summary: imports.ImportSummary) -> ImportOut:
+        return cls(
+            import_id=summary.import_id,
+            source=summary.source,
+            status=summary.status,
+            resumed_from=summary.resumed_from,
+            summary=BatchSummaryOut(
+                received=summary.records,
+                created=summary.created,
+                updated=summary.updated,
+                unchanged=summary.unchanged,
+                rejected=summary.rejected,
+            ),
+            rejected=[_result_out(result) for result in summary.rejected_samples],
+            failure=summary.failure,
+        )
+
+
+def _result_out(result: ingest.RecordOutcome) -> RecordResultOut:
+    return RecordResultOut(
+        index=result.index,
+        outcome=result.outcome,
+        external_id=result.external_id,
+        person_id=result.person_id,
+        errors=[FieldErrorOut(**error) for error in result.errors],
+    )
+
+
 def _to_body(batch: ingest.BatchResult) -> str:
     counts = batch.counts()
     return BatchResultOut(
         source=batch.source,
         summary=BatchSummaryOut(received=len(batch.results), **counts),
-        results=[
-            RecordResultOut(
-                index=result.index,
-                outcome=result.outcome,
-                external_id=result.external_id,
-                person_id=result.person_id,
-                errors=[FieldErrorOut(**error) for error in result.errors],
-            )
-            for result in batch.results
-        ],
+        results=[_result_out(result) for result in batch.results],
     ).model_dump_json()
 
 
-# A canonical record nests about 7 deep. Far deeper input can still parse, and then exhaust the
-# stack when its raw payload is stored (a 500), so it is refused here.
-MAX_RECORD_NESTING = 32
-
-
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether lists and objects in `value` nest more than `limit` deep (without recursing)."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children)
-    return False
-
-
-def _parse(adapter: Adapter[Any], body: bytes, content_type: str, max_records: int) -> list[Any]:
+def _parse(
+    adapter: Adapter[Any], body: bytes, content_type: str, max_records: int
+) -> list[RawRecord]:
     try:
-        records = list(islice(adapter.parse(body, content_type), max_records + 1))
+        records = list(islice(adapter.parse(io.BytesIO(body), content_type), max_records + 1))
     except PayloadRejected as rejected:
         raise MalformedBody(rejected.message, errors=[dict(e) for e in rejected.errors]) from None
     if not records:
         raise InvalidRequest("a batch holds at least one record")
     if len(records) > max_records:
         raise InvalidRequest(f"a batch holds at most {max_records} records")
-    if any(_nested_deeper_than(record, MAX_RECORD_NESTING) for record in records):
-        raise MalformedBody(f"records nest at most {MAX_RECORD_NESTING} levels deep")
     return records
 
 
-def _process(
+def _claim(
+    db: Database, settings: Settings, principal: Principal, key: str, request_fingerprint: str
+) -> idempotency.StoredResponse | None:
+    return db.write(
+        lambda session: idempotency.claim(
+            session,
+            client_id=principal.client_id,
+            key=key,
+            request_fingerprint=request_fingerprint,
+            now=utcnow(),
+            retention=timedelta(hours=settings.idempotency.retention_hours),
+            lock=timedelta(seconds=settings.idempotency.lock_seconds),
+        )
+    )
+
+
+def _release(db: Database, principal: Principal, key: str) -> None:
+    db.write(lambda session: idempotency.release(session, client_id=principal.client_id, key=key))
+
+
+def _process_batch(
     *,
     db: Database,
     settings: Settings,
@@ -114,21 +157,11 @@ def _process(
     """In a worker thread: parse, then one write transaction; returns status, body, replayed."""
     raw_records = _parse(adapter, body, content_type, settings.limits.max_batch_records)
     if key is not None:
-        stored = db.write(
-            lambda session: idempotency.claim(
-                session,
-                client_id=principal.client_id,
-                key=key,
-                request_fingerprint=request_fingerprint,
-                now=utcnow(),
-                retention=timedelta(hours=settings.idempotency.retention_hours),
-                lock=timedelta(seconds=settings.idempotency.lock_seconds),
-            )
-        )
+        stored = _claim(db, settings, principal, key, request_fingerprint)
         if stored is not None:
             return stored.status, stored.body, True
 
-    def work(session: Any) -> str:
+    def work(session: Session) -> str:
         batch = ingest.ingest_batch(
             session,
             source=source,
@@ -139,6 +172,7 @@ def _process(
         )
         response_body = _to_body(batch)
         if key is not None:
+            # Stored in the same transaction as the work it describes.
             idempotency.complete(
                 session, client_id=principal.client_id, key=key, status=200, body=response_body
             )
@@ -148,16 +182,78 @@ def _process(
         return 200, db.write(work), False
     except BaseException:
         if key is not None:
-            db.write(
-                lambda session: idempotency.release(session, client_id=principal.client_id, key=key)
-            )
+            _release(db, principal, key)
         raise
+
+
+def _process_upload(
+    *,
+    db: Database,
+    settings: Settings,
+    adapter: Adapter[Any],
+    source: str,
+    principal: Principal,
+    spool: IO[bytes],
+    content_type: str,
+    digest: str,
+    size: int,
+    filename: str | None,
+    key: str | None,
+    request_fingerprint: str,
+) -> tuple[int, str, bool]:
+    """In a worker thread: import the spooled file in chunks; returns status, body, replayed."""
+    if key is not None:
+        stored = _claim(db, settings, principal, key, request_fingerprint)
+        if stored is not None:
+            return stored.status, stored.body, True
+    try:
+        summary = imports.run_import(
+            db,
+            source=source,
+            adapter=adapter,
+            stream=spool,
+            content_type=content_type,
+            filename=filename,
+            file_sha256=digest,
+            file_size=size,
+            principal=principal,
+            chunk_records=settings.limits.import_chunk_records,
+        )
+    except BaseException:
+        if key is not None:
+            _release(db, principal, key)
+        raise
+    response_body = ImportOut.of(summary).model_dump_json()
+    if key is not None:
+        # Chunks are committed as they go; a retry after a crash resumes the import instead.
+        db.write(
+            lambda session: idempotency.complete(
+                session, client_id=principal.client_id, key=key, status=200, body=response_body
+            )
+        )
+    return 200, response_body, False
+
+
+async def _spool(request: Request) -> tuple[IO[bytes], str, int]:
+    """Write the streamed body to a temporary file (memory up to a few MB, then disk)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+    digest, size = hashlib.sha256(), 0
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, digest.hexdigest(), size
 
 
 @router.post(
     "/v1/sources/{source}/records",
-    response_model=BatchResultOut,
-    summary="Push a batch of records from a source",
+    response_model=BatchResultOut | ImportOut,
+    summary="Push records from a source: a JSON batch, or a file in the source's own format",
     description=(
         'A JSON object `{"records": [...]}` of 1..N canonical case records (N is '
         "`GATEWAY_LIMITS__MAX_BATCH_RECORDS`, default 1,000). Each record is validated on its "
@@ -165,13 +261,22 @@ def _process(
         "is reported. Re-sending an identical record is `unchanged` and emits no change. "
         "`Idempotency-Key` (IETF draft): the same key and body return the stored response; the "
         "same key with another body is 422; a key still in flight is 409. Keys are kept for "
-        "`GATEWAY_IDEMPOTENCY__RETENTION_HOURS` (default and minimum 24)."
+        "`GATEWAY_IDEMPOTENCY__RETENTION_HOURS` (default and minimum 24).\n\n"
+        "Any other content type the source's adapter reads (`text/csv`, `application/xml`, "
+        "`application/x-ndjson`, ...) is a file upload: it is streamed to disk, parsed by the "
+        "adapter as it is read, and committed in chunks; the answer is an import summary with "
+        "the first rejected records (the rest are in the quarantine). Uploads may be up to "
+        "`GATEWAY_LIMITS__MAX_UPLOAD_BYTES` (default 1 GiB). Re-uploading a file whose import "
+        "was interrupted resumes it."
     ),
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/RecordBatch"}}
+                "application/json": {"schema": {"$ref": "#/components/schemas/RecordBatch"}},
+                "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                "application/xml": {"schema": {"type": "string", "format": "binary"}},
             },
         }
     },
@@ -195,13 +300,36 @@ async def push_records(
     require_source_access(principal, source, roles=set())
     source_var.set(source)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise UnsupportedMediaType("records are sent as application/json")
+    sources: SourceRegistry = request.app.state.sources
+    adapter = sources.adapter_for(source, content_type)
     key = idempotency.parse_key(idempotency_key) if idempotency_key is not None else None
+    if content_type != JSON:
+        spool, digest, size = await _spool(request)
+        try:
+            status, response_body, replayed = await run_in_threadpool(
+                lambda: _process_upload(
+                    db=db,
+                    settings=settings,
+                    adapter=adapter,
+                    source=source,
+                    principal=principal,
+                    spool=spool,
+                    content_type=content_type,
+                    digest=digest,
+                    size=size,
+                    filename=request.headers.get("x-filename"),
+                    key=key,
+                    request_fingerprint=idempotency.fingerprint(
+                        "POST", request.url.path, content_type, digest.encode()
+                    ),
+                )
+            )
+        finally:
+            spool.close()
+        return _respond(status, response_body, replayed)
     body = await request.body()
-    adapter: Adapter[Any] = request.app.state.adapters["canonical"]
     status, response_body, replayed = await run_in_threadpool(
-        lambda: _process(
+        lambda: _process_batch(
             db=db,
             settings=settings,
             adapter=adapter,
@@ -215,7 +343,22 @@ async def push_records(
             ),
         )
     )
+    return _respond(status, response_body, replayed)
+
+
+def _respond(status: int, body: str, replayed: bool) -> Response:
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return Response(
-        response_body, status_code=status, media_type="application/json", headers=headers
-    )
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/v1/imports/{import_id}", response_model=ImportOut, summary="Progress of a file import"
+)
+def get_import(
+    import_id: uuid.UUID,
+    db: DatabaseDep,
+    principal: Annotated[Principal, Depends(require(Role.SOURCE, Role.OPERATOR))],
+) -> ImportOut:
+    row = db.read(lambda session: imports.get_import(session, import_id))
+    require_source_access(principal, row.source, roles={Role.OPERATOR})
+    return ImportOut.of(imports.ImportSummary.of(row))

@@ -1,0 +1,120 @@
+"""Configured sources: which adapter reads each, validated once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from adapters.base import Adapter
+from adapters.canonical import JSON, NDJSON, CanonicalAdapter
+from adapters.registry import AdapterLoadError
+from gateway.errors import UnsupportedMediaType
+from gateway.services.clients import SOURCE_NAME
+from gateway.settings import PollSettings, Settings, SourceSettings
+
+CANONICAL_TYPES = (JSON, NDJSON)
+
+
+@dataclass(frozen=True)
+class ConfiguredSource:
+    name: str
+    adapter: Adapter[Any]
+    poll: PollSettings | None
+
+
+def load_source_settings(settings: Settings) -> dict[str, SourceSettings]:
+    """Sources from GATEWAY_SOURCES, then the sources file (which wins on a clash)."""
+    sources = dict(settings.sources)
+    if settings.sources_file is not None:
+        sources.update(_read_sources_file(settings.sources_file))
+    for name in sources:
+        if not SOURCE_NAME.fullmatch(name):
+            raise AdapterLoadError(f"source name {name!r} is not 1-63 lower-case letters/digits/-")
+    return sources
+
+
+def _read_sources_file(path: Path) -> dict[str, SourceSettings]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise AdapterLoadError(f"sources file {path}: {error}") from error
+    entries = (document or {}).get("sources", {}) if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        raise AdapterLoadError(f"sources file {path}: expected a mapping under `sources:`")
+    try:
+        return {str(name): SourceSettings.model_validate(entry) for name, entry in entries.items()}
+    except ValidationError as error:
+        raise AdapterLoadError(f"sources file {path}: {error}") from error
+
+
+class SourceRegistry:
+    """Every configured source's adapter instance, plus the canonical adapter for the rest."""
+
+    def __init__(
+        self, adapter_classes: Mapping[str, type[Adapter[Any]]], settings: Settings
+    ) -> None:
+        self.adapter_classes = dict(adapter_classes)
+        self.canonical: Adapter[Any] = CanonicalAdapter(CanonicalAdapter.config_model())
+        self.sources: dict[str, ConfiguredSource] = {}
+        for name, source in load_source_settings(settings).items():
+            self.sources[name] = ConfiguredSource(
+                name=name, adapter=self._instantiate(name, source), poll=source.poll
+            )
+
+    def _instantiate(self, source: str, settings: SourceSettings) -> Adapter[Any]:
+        adapter_class = self.adapter_classes.get(settings.adapter)
+        if adapter_class is None:
+            raise AdapterLoadError(
+                f"source {source!r} names adapter {settings.adapter!r}, which is not installed"
+            )
+        try:
+            config = adapter_class.config_model.model_validate(settings.config)
+            adapter = adapter_class(config)
+        except (ValidationError, ValueError, OSError) as error:
+            raise AdapterLoadError(
+                f"source {source!r}: adapter {settings.adapter!r} config is invalid: {error}"
+            ) from error
+        if settings.poll is not None and not adapter.polled:
+            raise AdapterLoadError(
+                f"source {source!r} is set to be polled, but adapter {settings.adapter!r} "
+                "cannot fetch"
+            )
+        return adapter
+
+    def adapter_for(self, source: str, content_type: str) -> Adapter[Any]:
+        """The adapter that reads this content type for this source; 415 if none does."""
+        configured = self.sources.get(source)
+        if configured is not None and content_type in configured.adapter.content_types:
+            return configured.adapter
+        if content_type in CANONICAL_TYPES:
+            return self.canonical
+        accepted = sorted(
+            {*CANONICAL_TYPES, *(configured.adapter.content_types if configured else ())}
+        )
+        raise UnsupportedMediaType(
+            f"source {source} accepts {', '.join(accepted)}; got {content_type or 'none'}"
+        )
+
+    def adapter_named(self, source: str, adapter_name: str) -> Adapter[Any] | None:
+        """The adapter instance to replay a record through: the source's own if it has that name."""
+        configured = self.sources.get(source)
+        if configured is not None and configured.adapter.name == adapter_name:
+            return configured.adapter
+        if adapter_name == self.canonical.name:
+            return self.canonical
+        adapter_class = self.adapter_classes.get(adapter_name)
+        if adapter_class is None:
+            return None
+        try:
+            return adapter_class(adapter_class.config_model())
+        except (ValidationError, ValueError, TypeError, OSError):
+            # This adapter needs settings the source no longer gives it.
+            return None
+
+    def polled(self) -> list[ConfiguredSource]:
+        return [source for source in self.sources.values() if source.poll is not None]
