@@ -76,3 +76,40 @@ def test_openapi_check_fails_on_a_stale_file(tmp_path: Path, sqlite_env: str) ->
     assert runner.invoke(app, ["openapi", "--out", str(stale), "--check"]).exit_code == 1
     assert runner.invoke(app, ["openapi", "--out", str(stale)]).exit_code == 0
     assert runner.invoke(app, ["openapi", "--out", str(stale), "--check"]).exit_code == 0
+
+
+def test_import_streams_a_file_and_a_second_run_changes_nothing(
+    sqlite_env: str, tmp_path: Path
+) -> None:
+    import json
+
+    from tests.builders import make_case_record
+
+    file = tmp_path / "north.ndjson"
+    file.write_text("".join(json.dumps(make_case_record()) + "\n" for _ in range(5)))
+    runner.invoke(app, ["migrate"])
+
+    first = runner.invoke(app, ["import", str(file), "--source", "crc-north"])
+    second = runner.invoke(app, ["import", str(file), "--source", "crc-north"])
+
+    assert first.exit_code == 0, first.output
+    assert "5 records, 5 created" in first.output
+    assert "5 records, 0 created, 0 updated, 5 unchanged" in second.output
+
+
+def test_import_refuses_a_type_the_source_cannot_read(sqlite_env: str, tmp_path: Path) -> None:
+    file = tmp_path / "north.csv"
+    file.write_text("CRN\nX320741\n")
+    runner.invoke(app, ["migrate"])
+
+    result = runner.invoke(app, ["import", str(file), "--source", "crc-north"])
+
+    assert result.exit_code == 2
+    assert "text/csv" in result.output
+
+
+def test_adapters_list_names_the_installed_adapters(sqlite_env: str) -> None:
+    result = runner.invoke(app, ["adapters", "list"])
+
+    assert result.exit_code == 0
+    assert "canonical" in result.output

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from gateway.models import RejectedRecord, SourceRecord, SourceRecordVersion
@@ -81,3 +83,52 @@ def quarantined_by_hash(
     if supports_row_locks(session):
         statement = statement.with_for_update()
     return {row.payload_hash: row for row in session.scalars(statement)}
+
+
+def get_rejected(
+    session: Session, rejected_id: int, *, for_update: bool = False
+) -> RejectedRecord | None:
+    statement = select(RejectedRecord).where(RejectedRecord.id == rejected_id)
+    if for_update and supports_row_locks(session):
+        statement = statement.with_for_update()
+    return session.scalar(statement)
+
+
+def _like_json_member(column: Any, key: str, value: str, *, prefix: bool) -> Any:
+    """Match `"key": "value..."` in a JSON column's text (same spelling on SQLite and jsonb)."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    tail = "%" if prefix else '"%'
+    return cast(column, Text).like(f'%"{key}": "{escaped}{tail}', escape="\\")
+
+
+def list_rejected(
+    session: Session,
+    *,
+    status: str | None,
+    source: str | None,
+    error_path: str | None,
+    error_type: str | None,
+    received_from: datetime | None,
+    received_to: datetime | None,
+    after_id: int,
+    limit: int,
+) -> Sequence[RejectedRecord]:
+    """Quarantined records, oldest first, after `after_id` (keyset pagination)."""
+    statement = select(RejectedRecord).where(RejectedRecord.id > after_id)
+    if status is not None:
+        statement = statement.where(RejectedRecord.status == status)
+    if source is not None:
+        statement = statement.where(RejectedRecord.source == source)
+    if error_path is not None:
+        statement = statement.where(
+            _like_json_member(RejectedRecord.errors, "path", error_path, prefix=True)
+        )
+    if error_type is not None:
+        statement = statement.where(
+            _like_json_member(RejectedRecord.errors, "type", error_type, prefix=False)
+        )
+    if received_from is not None:
+        statement = statement.where(RejectedRecord.last_received_at >= received_from)
+    if received_to is not None:
+        statement = statement.where(RejectedRecord.received_at < received_to)
+    return session.scalars(statement.order_by(RejectedRecord.id).limit(limit)).all()

@@ -39,6 +39,7 @@ class RecordOutcome:
     outcome: Outcome
     external_id: str | None = None
     person_id: uuid.UUID | None = None
+    source_record_id: uuid.UUID | None = None
     errors: list[FieldError] = field(default_factory=list)
 
 
@@ -104,7 +105,7 @@ def ingest_batch(
             rejected.append((index, raw, list(raw.errors), raw.external_id))
             continue
         try:
-            record = _translate(adapter, raw.data, source=source, received_at=received_at)
+            record = translate(adapter, raw.data, source=source, received_at=received_at)
         except RecordRejected as error:
             rejected.append((index, raw, error.errors, error.external_id or raw.external_id))
             continue
@@ -149,6 +150,7 @@ def ingest_batch(
                 outcome=Outcome.UNCHANGED,
                 external_id=external_id,
                 person_id=stored.person_id,
+                source_record_id=stored.id,
             )
             continue
         if stored is None:
@@ -181,7 +183,11 @@ def ingest_batch(
         if case_event is not None:
             touched[person.id].case_events.append(case_event)
         results[item.index] = RecordOutcome(
-            index=item.index, outcome=outcome, external_id=external_id, person_id=person.id
+            index=item.index,
+            outcome=outcome,
+            external_id=external_id,
+            person_id=person.id,
+            source_record_id=stored.id,
         )
 
     person_events = _refresh_golden_records(session, touched, received_at)
@@ -235,9 +241,8 @@ def _quarantine(
         waiting[digest] = row
 
 
-def _translate(
-    adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime
-) -> CaseRecord:
+def translate(adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime) -> CaseRecord:
+    """The adapter's translation, checked against the source it arrived for and stamped."""
     record = adapter.translate(raw)
     declared = record.provenance.source
     if declared is not None and declared != source:

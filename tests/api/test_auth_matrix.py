@@ -88,6 +88,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/imports/{import_id}"): Rule(
         frozenset({SOURCE_OWN, SOURCE_OTHER, OPERATOR, ADMIN}), 404
     ),
+    ("GET", "/v1/quarantine"): Rule(frozenset({OPERATOR, ADMIN}), 200),
+    # Random ids: 404 shows an allowed caller got as far as the lookup.
+    ("GET", "/v1/quarantine/{record_id}"): Rule(frozenset({OPERATOR, ADMIN}), 404),
+    ("POST", "/v1/quarantine/{record_id}/replay"): Rule(frozenset({OPERATOR, ADMIN}), 404),
+    ("POST", "/v1/quarantine/{record_id}/discard"): Rule(
+        frozenset({OPERATOR, ADMIN}), 404, lambda: {"json": {"reason": "matrix"}}
+    ),
     ("GET", "/health/ready"): Rule(EVERY_CALLER, 200),
     ("GET", "/health/live"): Rule(EVERY_CALLER, 200, public=True),
 }
@@ -118,7 +125,11 @@ def api_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 def concrete_path(template: str) -> str:
     return template.format(
-        source=OWN_SOURCE, person_id=uuid.uuid4(), client_id=uuid.uuid4(), import_id=uuid.uuid4()
+        source=OWN_SOURCE,
+        person_id=uuid.uuid4(),
+        client_id=uuid.uuid4(),
+        import_id=uuid.uuid4(),
+        record_id=987654321,
     )
 
 
