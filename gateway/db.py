@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,11 @@ T = TypeVar("T")
 _RETRYABLE_PG_CODES = frozenset({"40001", "40P01", "23505"})
 
 
+def _json_dumps(value: Any) -> str:
+    # Every stored record carries several JSON documents; orjson encodes them ~5x faster.
+    return orjson.dumps(value).decode()
+
+
 def build_engine(settings: Settings) -> Engine:
     """An engine for the URL, with SQLite made durable and safe for concurrent writers."""
     url = settings.database_url
@@ -31,6 +37,8 @@ def build_engine(settings: Settings) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
             connect_args={
                 "timeout": settings.database.sqlite_busy_timeout_ms / 1000,
                 "check_same_thread": False,
@@ -40,6 +48,8 @@ def build_engine(settings: Settings) -> Engine:
         return engine
     return create_engine(
         url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         pool_pre_ping=True,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import Change, FeedHead
@@ -32,7 +32,8 @@ def append(session: Session, changes: list[dict[str, Any]]) -> list[int]:
     ).scalar_one()
     first = top - len(changes) + 1
     rows = [{**change, "seq": first + offset} for offset, change in enumerate(changes)]
-    session.execute(insert(Change), rows)
+    # A Core insert of the table: one executemany (the ORM bulk path sent one row at a time).
+    session.execute(insert(cast(Table, Change.__table__)), rows)
     return [row["seq"] for row in rows]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.models import RejectedRecord, SourceRecord, SourceRecordVersion
@@ -95,10 +95,18 @@ def get_rejected(
 
 
 def _like_json_member(column: Any, key: str, value: str, *, prefix: bool) -> Any:
-    """Match `"key": "value..."` in a JSON column's text (same spelling on SQLite and jsonb)."""
+    """Match `"key":"value..."` in a JSON column's text.
+
+    Compact JSON (as the gateway writes it) has no space after the colon; PostgreSQL renders
+    jsonb with one; both spellings are matched.
+    """
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     tail = "%" if prefix else '"%'
-    return cast(column, Text).like(f'%"{key}": "{escaped}{tail}', escape="\\")
+    text = cast(column, Text)
+    return or_(
+        text.like(f'%"{key}":"{escaped}{tail}', escape="\\"),
+        text.like(f'%"{key}": "{escaped}{tail}', escape="\\"),
+    )
 
 
 def list_rejected(

@@ -78,6 +78,8 @@ class _Touched:
     person: Person
     is_new: bool
     case_events: list[dict[str, Any]] = field(default_factory=list)
+    # This batch's source records of the person, new or changed, by id.
+    records: dict[uuid.UUID, SourceRecord] = field(default_factory=dict)
 
 
 def payload_hash(data: Any) -> str:
@@ -97,6 +99,30 @@ def ingest_batch(
     import_id: uuid.UUID | None = None,
 ) -> BatchResult:
     """Validate, store and link every record; rejected ones are quarantined with their errors."""
+    # Nothing is flushed until the change rows are appended: every row goes out once, in one
+    # statement per table, already holding its final values.
+    with session.no_autoflush:
+        return _ingest(
+            session,
+            source=source,
+            adapter=adapter,
+            raw_records=raw_records,
+            principal=principal,
+            received_at=received_at,
+            import_id=import_id,
+        )
+
+
+def _ingest(
+    session: Session,
+    *,
+    source: str,
+    adapter: Adapter[Any],
+    raw_records: Sequence[RawRecord],
+    principal: Principal | None,
+    received_at: datetime,
+    import_id: uuid.UUID | None,
+) -> BatchResult:
     results: list[RecordOutcome | None] = [None] * len(raw_records)
     accepted: list[_Accepted] = []
     rejected: list[tuple[int, RawRecord, list[FieldError], str | None]] = []
@@ -179,6 +205,7 @@ def ingest_batch(
             person = touched[stored.person_id].person
             outcome = Outcome.UPDATED
         _apply_version(session, stored, item, adapter, received_at)
+        touched[person.id].records[stored.id] = stored
         case_event = _upsert_case(session, stored, item.record, existing_cases, received_at)
         if case_event is not None:
             touched[person.id].case_events.append(case_event)
@@ -369,9 +396,13 @@ def _refresh_golden_records(
     session: Session, touched: dict[uuid.UUID, _Touched], now: datetime
 ) -> list[dict[str, Any]]:
     """Rebuild each touched person's golden record; returns the batch's change rows in order."""
-    linked = source_records_repo.list_for_persons(session, touched)
+    # A new person's records are all in this batch; an existing one's are in the database too.
+    stored = source_records_repo.list_for_persons(
+        session, (person_id for person_id, entry in touched.items() if not entry.is_new)
+    )
     events: list[dict[str, Any]] = []
     for person_id, entry in touched.items():
+        linked = {record.id: record for record in stored.get(person_id, [])} | entry.records
         golden = build_golden(
             LinkedRecord(
                 source=record.source,
@@ -379,7 +410,7 @@ def _refresh_golden_records(
                 received_at=record.received_at,
                 person=record.canonical["person"],
             )
-            for record in linked.get(person_id, [])
+            for record in linked.values()
         )
         person = entry.person
         if entry.is_new or golden.person != person.record:
