@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from adapters.base import Adapter, FieldError, RawRecord, RecordRejected
@@ -55,10 +56,10 @@ class BatchResult:
         return tally
 
 
-def content_hash(record: CaseRecord) -> str:
-    """A digest of what the record says, ignoring when the gateway happened to receive it."""
-    document = record.model_dump(mode="json", exclude={"provenance": {"received_at"}})
-    encoded = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+def content_hash(canonical: dict[str, Any]) -> str:
+    """A digest of what a dumped record says, ignoring when the gateway happened to receive it."""
+    provenance = {k: v for k, v in canonical["provenance"].items() if k != "received_at"}
+    encoded = orjson.dumps({**canonical, "provenance": provenance}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(encoded).hexdigest()
 
 
@@ -135,13 +136,14 @@ def _ingest(
         except RecordRejected as error:
             rejected.append((index, raw, error.errors, error.external_id or raw.external_id))
             continue
+        canonical = record.model_dump(mode="json")
         accepted.append(
             _Accepted(
                 index=index,
                 raw=raw.data,
                 record=record,
-                canonical=record.model_dump(mode="json"),
-                digest=content_hash(record),
+                canonical=canonical,
+                digest=content_hash(canonical),
             )
         )
     _quarantine(session, source, adapter, rejected, received_at, import_id)
