@@ -46,8 +46,11 @@ class RawRecord:
 
     `data` is kept verbatim (quarantine, replay, provenance), so it must be JSON-serialisable:
     a dict of a CSV row's columns, a JSON object, an XML element serialised as text inside a
-    dict. `errors`, when not empty, says the record could not even be split out properly (a
-    truncated row, bytes that are not text); the gateway quarantines it without translating.
+    dict. `external_id` is the source's id for the record, at most 128 characters (a longer one
+    is not kept). `position` says where the record was in the payload for an operator, at most
+    64 characters (`lines 12-15`, `case 17`). `errors`, when not empty, says the record could
+    not even be split out properly (a truncated row, bytes that are not text); the gateway
+    quarantines it without translating.
     """
 
     data: Any
@@ -149,7 +152,9 @@ class Adapter(ABC, Generic[ConfigT]):
 
         Must not read the whole stream into memory: payloads can be gigabytes. Raise
         `PayloadRejected` when nothing can be read; yield a `RawRecord` with `errors` for a
-        record that cannot be split out, and carry on with the next.
+        record that cannot be split out, and carry on with the next. `PayloadRejected` may
+        also come after records were yielded (a file that turns unreadable halfway): the
+        gateway keeps every record committed before it and reports where the payload broke.
         """
 
     @abstractmethod

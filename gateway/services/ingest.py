@@ -26,6 +26,8 @@ from gateway.services.clients import Principal
 from gateway.services.golden import LinkedRecord, build_golden
 from schemas import SCHEMA_VERSION, CaseRecord
 
+MAX_EXTERNAL_ID = 128
+
 
 class Outcome(StrEnum):
     CREATED = "created"
@@ -129,12 +131,13 @@ def _ingest(
     rejected: list[tuple[int, RawRecord, list[FieldError], str | None]] = []
     for index, raw in enumerate(raw_records):
         if raw.errors:
-            rejected.append((index, raw, list(raw.errors), raw.external_id))
+            rejected.append((index, raw, list(raw.errors), _kept_id(raw.external_id)))
             continue
         try:
             record = translate(adapter, raw.data, source=source, received_at=received_at)
         except RecordRejected as error:
-            rejected.append((index, raw, error.errors, error.external_id or raw.external_id))
+            external_id = _kept_id(error.external_id) or _kept_id(raw.external_id)
+            rejected.append((index, raw, error.errors, external_id))
             continue
         canonical = record.model_dump(mode="json")
         accepted.append(
@@ -229,6 +232,11 @@ def _ingest(
     # Last: appending takes the feed-head lock, which is held until commit.
     changes_repo.append(session, person_events)
     return batch
+
+
+def _kept_id(external_id: str | None) -> str | None:
+    """An adapter's id for a rejected record, if it fits the column (the payload has it anyway)."""
+    return external_id if external_id and len(external_id) <= MAX_EXTERNAL_ID else None
 
 
 def _quarantine(

@@ -243,3 +243,26 @@ def test_two_writers_creating_the_same_record_at_once_both_succeed(db: Database)
     assert outcomes == sorted([Outcome.CREATED, Outcome.UNCHANGED])
     assert count(db, SourceRecord) == 1
     assert change_types(db) == ["person.created", "case.created"]
+
+
+def test_an_over_long_id_from_an_adapter_does_not_stop_the_record_being_quarantined(
+    db: Database,
+) -> None:
+    from adapters.base import RawRecord
+
+    raw = RawRecord(data={"not": "valid"}, external_id="X" * 500, position="line 1")
+
+    result = db.write(
+        lambda session: ingest.ingest_batch(
+            session,
+            source="crc-north",
+            adapter=ADAPTER,
+            raw_records=[raw],
+            principal=None,
+            received_at=utcnow(),
+        )
+    )
+
+    assert result.results[0].outcome is Outcome.REJECTED
+    assert result.results[0].external_id is None
+    assert count(db, RejectedRecord) == 1
