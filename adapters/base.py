@@ -130,8 +130,9 @@ class Adapter(ABC, Generic[ConfigT]):
     Subclasses set:
 
     - `name`: the registry key, equal to the entry-point name;
-    - `version`: recorded with every stored and quarantined record, so a record can be replayed
-      through a fixed adapter and one can tell which version produced what;
+    - `version`: recorded with every stored and quarantined record (at most 32 characters), so
+      a record can be replayed through a fixed adapter and one can tell which version produced
+      what;
     - `config_model`: the pydantic model of the adapter's settings (validated at start-up);
     - `content_types`: the media types `parse` accepts (empty for a polled-only adapter);
 
