@@ -50,7 +50,9 @@ class RawRecord:
     is not kept). `position` says where the record was in the payload for an operator, at most
     64 characters (`lines 12-15`, `case 17`). `errors`, when not empty, says the record could
     not even be split out properly (a truncated row, bytes that are not text); the gateway
-    quarantines it without translating.
+    quarantines it without translating. Such a record's `data` may later be replayed through
+    `translate` (an operator corrects it); until corrected it must not translate into a
+    partial record.
     """
 
     data: Any

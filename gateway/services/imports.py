@@ -242,8 +242,9 @@ def run_import(
     summary = ImportSummary.of(row)
     summary.resumed_from = row.records_done
     reader = CountingReader(stream)
-    records = adapter.parse(reader, content_type)  # type: ignore[arg-type]
     try:
+        # Inside the try: an adapter may refuse the payload as soon as parse is called.
+        records = adapter.parse(reader, content_type)  # type: ignore[arg-type]
         # Records committed by an earlier attempt are parsed again (the stream has no index)
         # but not stored again.
         for _ in islice(records, summary.resumed_from):

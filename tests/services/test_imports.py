@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from adapters.base import PayloadRejected
 from adapters.canonical import NDJSON, CanonicalAdapter
 from gateway.db import Database
 from gateway.errors import MalformedBody
@@ -123,3 +124,25 @@ def test_progress_reports_bytes_read_as_the_stream_is_consumed(db: Database) -> 
     assert seen == sorted(seen)
     assert 0 < seen[0] < size
     assert seen[-1] == size
+
+
+def test_an_adapter_refusing_the_payload_at_once_fails_the_import_cleanly(db: Database) -> None:
+    class RefusesAtOnce(CanonicalAdapter):
+        def parse(self, stream, content_type):  # type: ignore[no-untyped-def]
+            raise PayloadRejected("no header row")
+
+    with pytest.raises(MalformedBody, match="no header row"):
+        imports.run_import(
+            db,
+            source="crc-north",
+            adapter=RefusesAtOnce(CanonicalAdapter.config_model()),
+            stream=io.BytesIO(b""),
+            content_type=NDJSON,
+            filename=None,
+            file_sha256="1" * 64,
+            file_size=0,
+            principal=None,
+            chunk_records=3,
+        )
+
+    assert db.read(lambda s: s.scalars(select(Import.status)).one()) == "failed"
