@@ -63,7 +63,11 @@ class RawRecord:
 
 @dataclass(frozen=True)
 class FetchedPage:
-    """What one `fetch` call returned: records, and where to resume."""
+    """What one `fetch` call returned: records, and where to resume.
+
+    `next_cursor` is always where the next poll resumes, also when `has_more` is false (the
+    source is caught up: the next poll asks again from there). None means from the start.
+    """
 
     records: list[RawRecord]
     next_cursor: str | None
@@ -89,7 +93,11 @@ class PayloadRejected(Exception):
 
 
 class SourceError(Exception):
-    """Base of the errors a polled source raises."""
+    """Base of the errors a polled source raises.
+
+    The message is shown to operators in the source's status: it must describe the failure
+    (a status code, a broken contract), never quote a record, a URL's query or a credential.
+    """
 
 
 class RetriableSourceError(SourceError):
@@ -108,8 +116,8 @@ class SourceHttp(Protocol):
     """The HTTP access the gateway lends a polled adapter's `fetch`.
 
     The gateway's implementation owns the client, authentication, timeouts and retries: a
-    timeout, a 5xx or a 429 is retried with backoff (honouring Retry-After) before it surfaces
-    as `RetriableSourceError`; a 4xx other than 429 surfaces as `FatalSourceError`.
+    timeout, a 5xx, a 408 or a 429 is retried with backoff (honouring Retry-After) before it
+    surfaces as `RetriableSourceError`; any other 4xx surfaces as `FatalSourceError`.
     """
 
     def get_json(self, path: str, *, params: Mapping[str, str] | None = None) -> Any:

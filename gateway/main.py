@@ -19,7 +19,7 @@ from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.api.v1 import changes, clients, persons, quarantine, records, status
 from gateway.db import Database
 from gateway.models import utcnow
-from gateway.services import idempotency
+from gateway.services import idempotency, polling
 from gateway.services.sources import SourceRegistry
 from gateway.settings import Settings, get_settings
 
@@ -61,7 +61,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             purge_idempotency_keys(database, settings.idempotency.purge_interval_seconds)
         )
         try:
-            yield
+            async with polling.background_polling(database, _app.state.sources.polled()) as poller:
+                _app.state.poller = poller
+                yield
         finally:
             purger.cancel()
             with suppress(asyncio.CancelledError):

@@ -1,4 +1,4 @@
-"""Polling state of a source the gateway polls: cursor, health, pause."""
+"""Polling state of a source the gateway polls: cursor, health, pause, and who is polling it."""
 
 from __future__ import annotations
 
@@ -24,3 +24,6 @@ class SourceState(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     records_polled: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The lease: one gateway replica polls a source at a time, until leased_until.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    leased_by: Mapped[str | None] = mapped_column(String(100))

@@ -1,15 +1,16 @@
-"""What arrived from each source and where the feed stands."""
+"""What arrived from each source, how polling each polled source goes, and where the feed stands."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from gateway.models import SourceStats
+from gateway.models import SourceState, SourceStats
 from gateway.repositories import changes as changes_repo
+from gateway.repositories import source_state as state_repo
 from gateway.repositories import source_stats as stats_repo
 from gateway.services.changes import encode_cursor
 from gateway.services.clients import validate_source_name
@@ -24,8 +25,73 @@ class FeedStatus:
 
 
 @dataclass(frozen=True)
+class PollingStatus:
+    """A polled source's state. Whether it has a cursor, not the cursor: vendors' opaque cursors
+    often encode the last record's key, and an identifier has no place in a status page."""
+
+    paused: bool
+    paused_reason: str | None
+    cursor_present: bool
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime | None
+    records_polled: int
+    leased_until: datetime | None
+
+    @classmethod
+    def of(cls, state: SourceState | None) -> PollingStatus:
+        if state is None:
+            return cls(False, None, False, None, None, None, None, 0, None, 0, None)
+        return cls(
+            paused=state.paused,
+            paused_reason=state.paused_reason,
+            cursor_present=state.cursor is not None,
+            last_poll_at=state.last_poll_at,
+            last_success_at=state.last_success_at,
+            last_error=state.last_error,
+            last_error_at=state.last_error_at,
+            consecutive_failures=state.consecutive_failures,
+            next_poll_at=state.next_poll_at,
+            records_polled=state.records_polled,
+            leased_until=state.leased_until,
+        )
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    source: str
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    last_received_at: datetime | None
+    polling: PollingStatus | None
+
+    @classmethod
+    def of(
+        cls, source: str, stats: SourceStats | None, polling: PollingStatus | None
+    ) -> SourceStatus:
+        if stats is None:
+            return cls(source, 0, 0, 0, 0, 0, None, polling)
+        return cls(
+            source=source,
+            received=stats.received,
+            created=stats.created,
+            updated=stats.updated,
+            unchanged=stats.unchanged,
+            rejected=stats.rejected,
+            last_received_at=stats.last_received_at,
+            polling=polling,
+        )
+
+
+@dataclass(frozen=True)
 class GatewayStatus:
-    sources: Sequence[SourceStats]
+    sources: Sequence[SourceStatus]
     feed: FeedStatus
 
 
@@ -39,14 +105,31 @@ def feed_status(session: Session) -> FeedStatus:
     )
 
 
-def gateway_status(session: Session) -> GatewayStatus:
-    return GatewayStatus(sources=stats_repo.list_all(session), feed=feed_status(session))
+def gateway_status(session: Session, *, polled: Collection[str] = ()) -> GatewayStatus:
+    """Every source that sent something, and every polled source even before it has."""
+    stats = {row.source: row for row in stats_repo.list_all(session)}
+    states = {row.source: row for row in state_repo.list_all(session)}
+    names = sorted({*stats, *polled, *states})
+    return GatewayStatus(
+        sources=[
+            SourceStatus.of(name, stats.get(name), _polling(name, states.get(name), polled))
+            for name in names
+        ],
+        feed=feed_status(session),
+    )
 
 
-def source_status(session: Session, source: str) -> SourceStats:
-    """A source's counters; a source that has sent nothing yet has all zeros."""
+def source_status(session: Session, source: str, *, polled: Collection[str] = ()) -> SourceStatus:
+    """A source's counters (all zeros if it has sent nothing yet) and, if polled, its polling."""
     validate_source_name(source)
-    stats = stats_repo.get(session, source)
-    if stats is None:
-        return SourceStats(source=source, received=0, created=0, updated=0, unchanged=0, rejected=0)
-    return stats
+    state = state_repo.get(session, source)
+    return SourceStatus.of(source, stats_repo.get(session, source), _polling(source, state, polled))
+
+
+def _polling(
+    source: str, state: SourceState | None, polled: Collection[str]
+) -> PollingStatus | None:
+    # A source no longer polled keeps showing its last polling state until the row is removed.
+    if state is None and source not in polled:
+        return None
+    return PollingStatus.of(state)

@@ -78,6 +78,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/persons/{person_id}"): Rule(frozenset({CENTRAL, ADMIN}), 404),
     ("GET", "/v1/status"): Rule(frozenset({OPERATOR, ADMIN}), 200),
     ("GET", "/v1/sources/{source}/status"): Rule(frozenset({SOURCE_OWN, OPERATOR, ADMIN}), 200),
+    # The matrix's app polls no source: 404 shows an allowed caller got as far as the lookup.
+    ("POST", "/v1/sources/{source}/resume"): Rule(frozenset({OPERATOR, ADMIN}), 404),
     ("POST", "/v1/clients"): Rule(
         frozenset({ADMIN}), 201, lambda: {"json": {"name": "made by matrix", "role": "central"}}
     ),
