@@ -22,6 +22,7 @@ group of its distribution, and runs the conformance suite in `adapters.testing` 
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -217,3 +218,25 @@ def nested_deeper_than(value: Any, limit: int) -> bool:
 # A canonical record nests about 7 deep. Far deeper input can still parse and then exhaust the
 # stack wherever it is walked recursively (JSON encoding when it is stored), so adapters refuse it.
 MAX_RECORD_NESTING = 32
+
+
+def unreadable_line(line: bytes, position: str, message: str) -> RawRecord:
+    """A line that could not be read as a record, kept as text for the quarantine.
+
+    Undecodable bytes are escaped, so the operator sees exactly what arrived.
+    """
+    text = line.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+    return RawRecord(
+        data={"line": text},
+        position=position,
+        errors=(FieldError(path="", message=message, type="unreadable_record"),),
+    )
+
+
+def json_error_position(error: Exception) -> str:
+    """Where and why a JSON document failed to decode, without quoting its content."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"line {error.lineno} column {error.colno}: {error.msg}"
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return "invalid UTF-8"

@@ -21,7 +21,9 @@ from adapters.base import (
     RawRecord,
     RecordRejected,
     field_errors_from,
+    json_error_position,
     nested_deeper_than,
+    unreadable_line,
 )
 from schemas import CaseRecord
 
@@ -43,7 +45,9 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
         try:
             document = json.load(stream)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise PayloadRejected(f"body is not valid UTF-8 JSON: {_position(error)}") from None
+            raise PayloadRejected(
+                f"body is not valid UTF-8 JSON: {json_error_position(error)}"
+            ) from None
         except RecursionError:
             raise PayloadRejected("body is nested too deeply") from None
         if not isinstance(document, dict) or not isinstance(document.get("records"), list):
@@ -75,10 +79,12 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
             try:
                 record = json.loads(line)
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-                yield _unreadable_line(line, position, f"not a JSON object: {_position(error)}")
+                yield unreadable_line(
+                    line, position, f"not a JSON object: {json_error_position(error)}"
+                )
                 continue
             if nested_deeper_than(record, MAX_RECORD_NESTING):
-                yield _unreadable_line(
+                yield unreadable_line(
                     line, position, f"nested deeper than {MAX_RECORD_NESTING} levels"
                 )
                 continue
@@ -105,21 +111,3 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
                 if isinstance(external_id, str) and 0 < len(external_id.strip()) <= 128:
                     return external_id.strip()
         return None
-
-
-def _unreadable_line(line: bytes, position: str, message: str) -> RawRecord:
-    # Kept as text (undecodable bytes escaped) so the operator sees exactly what arrived.
-    text = line.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-    return RawRecord(
-        data={"line": text},
-        position=position,
-        errors=(FieldError(path="", message=message, type="unreadable_record"),),
-    )
-
-
-def _position(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"line {error.lineno} column {error.colno}: {error.msg}"
-    if isinstance(error, RecursionError):
-        return "nested too deeply"
-    return "invalid UTF-8"

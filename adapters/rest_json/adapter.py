@@ -19,7 +19,9 @@ from adapters.base import (
     PayloadRejected,
     RawRecord,
     SourceHttp,
+    json_error_position,
     nested_deeper_than,
+    unreadable_line,
 )
 from adapters.rest_json.translate import external_id_of, translate_item
 from schemas import CaseRecord
@@ -131,7 +133,9 @@ class RestJsonAdapter(Adapter[RestJsonConfig]):
         try:
             document = json.load(stream)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise PayloadRejected(f"body is not valid UTF-8 JSON: {_where(error)}") from None
+            raise PayloadRejected(
+                f"body is not valid UTF-8 JSON: {json_error_position(error)}"
+            ) from None
         except RecursionError:
             raise PayloadRejected("body is nested too deeply") from None
         try:
@@ -148,10 +152,12 @@ class RestJsonAdapter(Adapter[RestJsonConfig]):
             try:
                 page = read_page(json.loads(line))
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-                yield _unreadable_line(line, position, f"not a JSON page: {_where(error)}")
+                yield unreadable_line(
+                    line, position, f"not a JSON page: {json_error_position(error)}"
+                )
                 continue
             except PageShapeError as error:
-                yield _unreadable_line(line, position, error.message)
+                yield unreadable_line(line, position, error.message)
                 continue
             yield from raw_records(page.items, position=f"{position} ")
 
@@ -181,21 +187,3 @@ class RestJsonAdapter(Adapter[RestJsonConfig]):
             next_cursor=page.next_cursor if page.next_cursor is not None else cursor,
             has_more=page.next_cursor is not None,
         )
-
-
-def _unreadable_line(line: bytes, position: str, message: str) -> RawRecord:
-    # Kept as text (undecodable bytes escaped) so the operator sees exactly what arrived.
-    text = line.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-    return RawRecord(
-        data={"line": text},
-        position=position,
-        errors=(FieldError(path="", message=message, type="unreadable_record"),),
-    )
-
-
-def _where(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"line {error.lineno} column {error.colno}: {error.msg}"
-    if isinstance(error, RecursionError):
-        return "nested too deeply"
-    return "invalid UTF-8"
