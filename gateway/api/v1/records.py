@@ -1,4 +1,5 @@
-"""POST /v1/sources/{source}/records: a source pushes a batch of records."""
+"""POST /v1/sources/{source}/records: a source pushes a JSON batch, or uploads a file in its own
+format; GET /v1/imports/{id}: how an upload's import went."""
 
 from __future__ import annotations
 
@@ -267,7 +268,8 @@ async def _spool(request: Request) -> tuple[IO[bytes], str, int]:
         "adapter as it is read, and committed in chunks; the answer is an import summary with "
         "the first rejected records (the rest are in the quarantine). Uploads may be up to "
         "`GATEWAY_LIMITS__MAX_UPLOAD_BYTES` (default 1 GiB). Re-uploading a file whose import "
-        "was interrupted resumes it."
+        "was interrupted resumes it. An optional `X-Filename` header names the file in the "
+        "import's record."
     ),
     openapi_extra={
         "requestBody": {
