@@ -29,6 +29,7 @@ EXAMPLES = ROOT / "adapters" / "mapping" / "examples"
 SOURCES = {
     "crc-delius": {"adapter": "delius_flat"},
     "crc-xml": {"adapter": "xml_case_export"},
+    "crc-rest": {"adapter": "rest_json"},
     "crc-merlin": {"adapter": "mapping", "config": {"file": str(EXAMPLES / "merlin.yaml")}},
     "crc-kestrel": {"adapter": "mapping", "config": {"file": str(EXAMPLES / "kestrel.yaml")}},
     "crc-heron": {"adapter": "mapping", "config": {"file": str(EXAMPLES / "heron.yaml")}},
@@ -130,9 +131,16 @@ def test_every_sample_imports_through_the_cli(
     assert stored(db) > 0
 
 
+def write_canonical_lines(records: list[CaseRecord], stream: io.BytesIO) -> None:
+    for record in records:
+        stream.write(record.model_dump_json().encode() + b"\n")
+
+
 WRITTEN_FORMATS = [
     ("crc-delius", "adapters.delius_flat.writer", "text/csv"),
     ("crc-xml", "adapters.xml_case_export.writer", "application/xml"),
+    ("crc-rest", "adapters.rest_json.writer", "application/vnd.crc-rest-json+jsonl"),
+    ("crc-north", None, "application/x-ndjson"),
 ]
 
 
@@ -142,7 +150,7 @@ async def test_good_and_bad_records_are_each_stored_or_quarantined(
     make_key: KeyMaker,
     db: Database,
     source: str,
-    writer: str,
+    writer: str | None,
     content_type: str,
 ) -> None:
     pncs = [random_pnc() for _ in range(8)]
@@ -151,7 +159,10 @@ async def test_good_and_bad_records_are_each_stored_or_quarantined(
         for pnc in pncs
     ]
     buffer = io.BytesIO()
-    __import__(writer, fromlist=["write_records"]).write_records(records, buffer)
+    if writer is None:
+        write_canonical_lines(records, buffer)
+    else:
+        __import__(writer, fromlist=["write_records"]).write_records(records, buffer)
     payload = buffer.getvalue()
     # Break two records' PNC check letters in the source's own bytes (on every row that
     # repeats the person).
