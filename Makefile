@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench openapi schema clean
+.PHONY: install run test lint format bench bench-import bench-generate openapi schema clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crc-gateway needs Python 3.11 or newer (set PYTHON=...)")'
@@ -33,6 +33,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+bench-import: $(STAMP)
+	$(BIN)/python bench/import_memory.py $(BENCH_ARGS)
+
+bench-generate: $(STAMP)
+	$(BIN)/python bench/generate.py $(BENCH_ARGS)
 
 openapi: $(STAMP)
 	$(BIN)/crc-gateway openapi
