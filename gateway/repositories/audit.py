@@ -15,10 +15,6 @@ def append(session: Session, entry: AuditEntry) -> None:
     session.add(entry)
 
 
-def list_recent(session: Session, *, limit: int = 100) -> Sequence[AuditEntry]:
-    return session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)).all()
-
-
 def list_for_client(session: Session, client_id: uuid.UUID) -> Sequence[AuditEntry]:
     return session.scalars(
         select(AuditEntry).where(AuditEntry.client_id == client_id).order_by(AuditEntry.id)

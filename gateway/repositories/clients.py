@@ -24,10 +24,6 @@ def get_active_by_key_hash(session: Session, key_hash: str) -> ApiClient | None:
     )
 
 
-def get(session: Session, client_id: uuid.UUID) -> ApiClient | None:
-    return session.get(ApiClient, client_id)
-
-
 def list_all(session: Session) -> Sequence[ApiClient]:
     return session.scalars(select(ApiClient).order_by(ApiClient.created_at, ApiClient.id)).all()
 

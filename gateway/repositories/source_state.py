@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,14 +35,6 @@ def lock(session: Session, source: str, *, skip_locked: bool = False) -> SourceS
 
 def get(session: Session, source: str) -> SourceState | None:
     return session.get(SourceState, source)
-
-
-def get_many(session: Session, sources: Iterable[str]) -> dict[str, SourceState]:
-    names = sorted(set(sources))
-    if not names:
-        return {}
-    rows = session.scalars(select(SourceState).where(SourceState.source.in_(names))).all()
-    return {row.source: row for row in rows}
 
 
 def list_all(session: Session) -> Sequence[SourceState]:
