@@ -20,6 +20,7 @@ from gateway.api.v1 import changes, clients, persons, quarantine, records, statu
 from gateway.db import Database
 from gateway.models import utcnow
 from gateway.services import idempotency, polling
+from gateway.services.identity import Matcher
 from gateway.services.sources import SourceRegistry
 from gateway.settings import Settings, get_settings
 
@@ -61,7 +62,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             purge_idempotency_keys(database, settings.idempotency.purge_interval_seconds)
         )
         try:
-            async with polling.background_polling(database, _app.state.sources.polled()) as poller:
+            async with polling.background_polling(
+                database, _app.state.sources.polled(), matcher=_app.state.matcher
+            ) as poller:
                 _app.state.poller = poller
                 yield
         finally:
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.settings = settings
     app.state.db = database
     app.state.sources = SourceRegistry(registry.discover(), settings)
+    # A broken model file or survivorship setting stops start-up, naming the problem.
+    app.state.matcher = Matcher.from_settings(settings)
     problems.install(app)
     openapi.install(app)
     app.add_middleware(

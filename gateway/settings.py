@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,56 @@ class DatabaseSettings(BaseModel):
     )
 
 
+class SurvivorshipStrategy(StrEnum):
+    """How a golden record field picks its value among the linked source records."""
+
+    MOST_RECENT = "most_recent"
+    SOURCE_PRIORITY = "source_priority"
+    MOST_COMPLETE = "most_complete"
+
+
+class SurvivorshipSettings(BaseModel):
+    """Which source record's value each golden record field takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: SurvivorshipStrategy = Field(
+        SurvivorshipStrategy.MOST_RECENT, description="Strategy for fields not named in `fields`."
+    )
+    fields: dict[str, SurvivorshipStrategy] = Field(
+        default_factory=dict,
+        description="Strategy per field (forenames, surname, aliases, date_of_birth, sex, "
+        "addresses, contact, identifiers.crn, identifiers.pnc, ...).",
+    )
+    source_priority: list[str] = Field(
+        default_factory=list,
+        description="Sources in order of trust for `source_priority`; unlisted sources rank last.",
+    )
+
+
+class MatchingSettings(BaseModel):
+    """Identity resolution: which model scores candidates, and how many are looked at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True,
+        description="False links on an exact CRN only, with no candidates, keys or decisions "
+        "(for measuring the matcher's cost; a store built so cannot be matched later).",
+    )
+    model_file: Path | None = Field(
+        None, description="A model written by `crc-gateway matcher train`; the packaged default."
+    )
+    max_candidates: int = Field(
+        200, ge=1, le=10_000, description="Candidate source records scored per record at most."
+    )
+    max_key_records: int = Field(
+        500,
+        ge=1,
+        description="A blocking key held by more source records than this is too common to use.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings; nested sections use `__`, e.g. GATEWAY_LIMITS__MAX_BODY_BYTES."""
 
@@ -85,6 +136,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitSettings = LimitSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    matching: MatchingSettings = MatchingSettings()
+    survivorship: SurvivorshipSettings = SurvivorshipSettings()
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict, description="Sources by name (GATEWAY_SOURCES as JSON)."
     )

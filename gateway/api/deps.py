@@ -15,6 +15,7 @@ from gateway.errors import Forbidden, ServiceUnavailable, Unauthenticated
 from gateway.logs import client_id_var
 from gateway.services import clients
 from gateway.services.clients import Principal, Role
+from gateway.services.identity import Matcher
 from gateway.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
@@ -30,8 +31,14 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_matcher(request: Request) -> Matcher:
+    matcher: Matcher = request.app.state.matcher
+    return matcher
+
+
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MatcherDep = Annotated[Matcher, Depends(get_matcher)]
 
 
 async def authenticate(

@@ -23,6 +23,7 @@ from adapters.base import Adapter
 from gateway.cli.app import app, database
 from gateway.errors import GatewayError
 from gateway.services import imports
+from gateway.services.identity import Matcher
 from gateway.services.sources import SourceRegistry
 from gateway.settings import get_settings
 
@@ -54,7 +55,8 @@ def import_file(
     settings = get_settings()
     try:
         sources = SourceRegistry(registry.discover(), settings)
-    except registry.AdapterLoadError as error:
+        matcher = Matcher.from_settings(settings)
+    except (registry.AdapterLoadError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     media_type = content_type or guess_content_type(file)
@@ -98,6 +100,7 @@ def import_file(
                     principal=None,
                     chunk_records=settings.limits.import_chunk_records,
                     on_progress=advance,
+                    matcher=matcher,
                 )
                 progress.update(task, completed=size)
     except GatewayError as error:

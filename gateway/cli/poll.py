@@ -11,6 +11,7 @@ from adapters import registry
 from gateway.cli.app import app, database
 from gateway.logs import configure_logging
 from gateway.services import polling
+from gateway.services.identity import Matcher
 from gateway.services.polling import PollOutcome, PollResult
 from gateway.services.sources import ConfiguredSource, SourceRegistry
 from gateway.settings import get_settings
@@ -41,11 +42,17 @@ def poll(
     polled = SourceRegistry(registry.discover(), settings).polled()
     selected = _select(polled, source or [])
     db = database()
-    poller = polling.BackgroundPoller(db, selected)
+    matcher = Matcher.from_settings(settings)
+    poller = polling.BackgroundPoller(db, selected, matcher=matcher)
     try:
         if once:
             results = polling.poll_round(
-                db, selected, poller.https, only_if_due=not force, max_pages=None
+                db,
+                selected,
+                poller.https,
+                only_if_due=not force,
+                max_pages=None,
+                matcher=matcher,
             )
             for result in results:
                 typer.echo(describe(result))
@@ -56,7 +63,7 @@ def poll(
         typer.echo(f"polling {', '.join(s.name for s in selected)}; Ctrl-C to stop", err=True)
         try:
             while True:
-                for result in polling.poll_round(db, selected, poller.https):
+                for result in polling.poll_round(db, selected, poller.https, matcher=matcher):
                     if result.outcome is not PollOutcome.SKIPPED:
                         typer.echo(describe(result))
                 time.sleep(tick)

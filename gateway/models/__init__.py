@@ -6,6 +6,7 @@ from gateway.models.change import Change, FeedHead
 from gateway.models.client import ApiClient
 from gateway.models.idempotency import IdempotencyKey
 from gateway.models.imports import Import
+from gateway.models.matching import MatchDecision, MatchExclusion, MatchKey
 from gateway.models.person import Case, Person
 from gateway.models.source_record import RejectedRecord, SourceRecord, SourceRecordVersion
 from gateway.models.source_state import SourceState
@@ -21,6 +22,9 @@ __all__ = [
     "FeedHead",
     "IdempotencyKey",
     "Import",
+    "MatchDecision",
+    "MatchExclusion",
+    "MatchKey",
     "Person",
     "RejectedRecord",
     "SourceRecord",

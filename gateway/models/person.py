@@ -32,6 +32,9 @@ class Person(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the person was merged into another: reads of this id redirect to the survivor.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
+    merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Case(Base):

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.models.base import Base, BigIntPK, JSONDocument, UTCDateTime
@@ -35,6 +45,8 @@ class SourceRecord(Base):
     source_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A person linked this record by hand (review, manual link or split); never moved automatically.
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # Declared for the unit of work's insert ordering; loading through it is refused.
     person: Mapped[Person] = relationship(lazy="raise")

@@ -25,6 +25,7 @@ from gateway.models import Import, utcnow
 from gateway.repositories import imports as imports_repo
 from gateway.services import ingest
 from gateway.services.clients import Principal
+from gateway.services.identity import Matcher
 from gateway.services.ingest import Outcome, RecordOutcome
 
 REJECTED_SAMPLE_SIZE = 100
@@ -171,6 +172,7 @@ def _commit_chunk(
     adapter: Adapter[Any],
     chunk: list[RawRecord],
     principal: Principal | None,
+    matcher: Matcher | None,
 ) -> ingest.BatchResult:
     now = utcnow()
     batch = ingest.ingest_batch(
@@ -181,6 +183,7 @@ def _commit_chunk(
         principal=principal,
         received_at=now,
         import_id=import_id,
+        matcher=matcher,
     )
     row = imports_repo.get(session, import_id, for_update=True)
     if row is None:  # pragma: no cover - the row is created before any chunk
@@ -221,6 +224,8 @@ def run_import(
     principal: Principal | None,
     chunk_records: int,
     on_progress: ProgressCallback | None = None,
+    on_batch: Callable[[ingest.BatchResult], None] | None = None,
+    matcher: Matcher | None = None,
 ) -> ImportSummary:
     """Import a whole stream (resuming an unfinished import of the same file); returns the totals.
 
@@ -258,9 +263,12 @@ def run_import(
                     adapter=adapter,
                     chunk=chunk,
                     principal=principal,
+                    matcher=matcher,
                 )
             )
             _tally(summary, batch, offset=summary.records)
+            if on_batch is not None:
+                on_batch(batch)
             if on_progress is not None:
                 on_progress(reader.bytes_read, summary)
     except PayloadRejected as error:

@@ -6,24 +6,28 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from time import perf_counter
 from typing import Any
 
 import orjson
 from sqlalchemy.orm import Session
 
 from adapters.base import Adapter, FieldError, RawRecord, RecordRejected
+from gateway.matching import MatchView, view_of
 from gateway.models import Case, Person, RejectedRecord, SourceRecord, SourceRecordVersion
 from gateway.repositories import changes as changes_repo
+from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
 from gateway.repositories import source_records as source_records_repo
 from gateway.repositories import source_stats as stats_repo
 from gateway.services import audit
 from gateway.services.clients import Principal
-from gateway.services.golden import LinkedRecord, build_golden
+from gateway.services.golden import LinkedRecord, SurvivorshipPolicy, build_golden
+from gateway.services.identity import BatchResolver, Matcher, default_matcher
 from schemas import SCHEMA_VERSION, CaseRecord
 
 MAX_EXTERNAL_ID = 128
@@ -50,6 +54,9 @@ class RecordOutcome:
 class BatchResult:
     source: str
     results: list[RecordOutcome]
+    match_seconds: list[float] = field(default_factory=list)
+    """Seconds identity resolution spent on each new record (its share of the batch's candidate
+    lookup included); empty when matching is off."""
 
     def counts(self) -> dict[str, int]:
         tally = {outcome.value: 0 for outcome in Outcome}
@@ -83,6 +90,10 @@ class _Touched:
     case_events: list[dict[str, Any]] = field(default_factory=list)
     # This batch's source records of the person, new or changed, by id.
     records: dict[uuid.UUID, SourceRecord] = field(default_factory=dict)
+    # Persons merged into this one in this batch (those that existed before it).
+    merged_ids: list[uuid.UUID] = field(default_factory=list)
+    # Set when this person was itself merged into another in this batch.
+    merged_into: uuid.UUID | None = None
 
 
 def payload_hash(data: Any) -> str:
@@ -100,8 +111,13 @@ def ingest_batch(
     principal: Principal | None,
     received_at: datetime,
     import_id: uuid.UUID | None = None,
+    matcher: Matcher | None = None,
 ) -> BatchResult:
-    """Validate, store and link every record; rejected ones are quarantined with their errors."""
+    """Validate, store and link every record; rejected ones are quarantined with their errors.
+
+    New records are matched to persons (see `gateway.services.identity`) with `matcher`, the
+    packaged model when none is given.
+    """
     # Nothing is flushed until the change rows are appended: every row goes out once, in one
     # statement per table, already holding its final values.
     with session.no_autoflush:
@@ -113,6 +129,7 @@ def ingest_batch(
             principal=principal,
             received_at=received_at,
             import_id=import_id,
+            matcher=matcher or default_matcher(),
         )
 
 
@@ -125,6 +142,7 @@ def _ingest(
     principal: Principal | None,
     received_at: datetime,
     import_id: uuid.UUID | None,
+    matcher: Matcher,
 ) -> BatchResult:
     results: list[RecordOutcome | None] = [None] * len(raw_records)
     accepted: list[_Accepted] = []
@@ -164,14 +182,35 @@ def _ingest(
     locked_persons = persons_repo.get_many_for_update(
         session, (record.person_id for record in existing.values())
     )
-    new_crns = [
-        item.record.person.identifiers.crn
-        for item in accepted
-        if item.record.provenance.external_id not in existing and item.record.person.identifiers.crn
-    ]
-    persons_by_crn = persons_repo.first_by_crns(session, (crn for crn in new_crns if crn))
+    resolver: BatchResolver | None = None
+    views: dict[int, MatchView] = {}
+    persons_by_crn: dict[str, Person] = {}
+    if matcher.enabled:
+        resolver = BatchResolver(session, matcher, now=received_at)
+        views = {
+            item.index: view_of(item.canonical["person"])
+            for item in accepted
+            if existing.get(item.record.provenance.external_id) is None
+            or existing[item.record.provenance.external_id].content_hash != item.digest
+        }
+        resolver.prefetch(
+            [
+                views[item.index]
+                for item in accepted
+                if item.record.provenance.external_id not in existing
+            ]
+        )
+    else:
+        new_crns = [
+            item.record.person.identifiers.crn
+            for item in accepted
+            if item.record.provenance.external_id not in existing
+            and item.record.person.identifiers.crn
+        ]
+        persons_by_crn = persons_repo.first_by_crns(session, (crn for crn in new_crns if crn))
 
     touched: dict[uuid.UUID, _Touched] = {}
+    match_seconds: list[float] = []
     for item in accepted:
         external_id = item.record.provenance.external_id
         stored = existing.get(external_id)
@@ -185,11 +224,19 @@ def _ingest(
             )
             continue
         if stored is None:
-            person = _person_for_new_record(
-                session, item.record, persons_by_crn, touched, received_at
-            )
+            record_id = uuid.uuid4()
+            if resolver is not None:
+                started = perf_counter()
+                person = _resolve_new_record(
+                    session, resolver, record_id, views[item.index], touched, received_at
+                )
+                match_seconds.append(perf_counter() - started)
+            else:
+                person = _person_for_new_record(
+                    session, item.record, persons_by_crn, touched, received_at
+                )
             stored = SourceRecord(
-                id=uuid.uuid4(),
+                id=record_id,
                 source=source,
                 external_id=external_id,
                 person_id=person.id,
@@ -197,17 +244,24 @@ def _ingest(
                 adapter=adapter.name,
                 adapter_version=adapter.version,
                 created_at=received_at,
+                pinned=False,
             )
             source_records_repo.add(session, stored)
             existing[external_id] = stored
             outcome = Outcome.CREATED
         else:
-            # Either locked up front, or created earlier in this same batch.
+            # Either locked up front, or created (or merged into) earlier in this same batch.
             if stored.person_id not in touched:
                 touched[stored.person_id] = _Touched(
-                    person=locked_persons[stored.person_id], is_new=False
+                    person=locked_persons.get(stored.person_id)
+                    or persons_repo.get_many_for_update(session, [stored.person_id])[
+                        stored.person_id
+                    ],
+                    is_new=False,
                 )
             person = touched[stored.person_id].person
+            if resolver is not None:
+                resolver.rekey(stored.id, views[item.index])
             outcome = Outcome.UPDATED
         _apply_version(session, stored, item, adapter, received_at)
         touched[person.id].records[stored.id] = stored
@@ -222,9 +276,17 @@ def _ingest(
             source_record_id=stored.id,
         )
 
-    person_events = _refresh_golden_records(session, touched, received_at)
+    if resolver is not None:
+        resolver.finish()
+        share = resolver.prefetch_seconds / len(match_seconds) if match_seconds else 0.0
+        match_seconds = [seconds + share for seconds in match_seconds]
+    person_events = _refresh_golden_records(session, touched, received_at, matcher.policy)
     done = [result for result in results if result is not None]
-    batch = BatchResult(source=source, results=done)
+    if resolver is not None:
+        for result in done:
+            if result.person_id is not None:
+                result.person_id = resolver.person_of(result.person_id)
+    batch = BatchResult(source=source, results=done, match_seconds=match_seconds)
     stats_repo.bump(
         session, source, {"received": len(done), **batch.counts()}, received_at=received_at
     )
@@ -323,6 +385,70 @@ def _person_for_new_record(
     return touched[person.id].person
 
 
+def _resolve_new_record(
+    session: Session,
+    resolver: BatchResolver,
+    record_id: uuid.UUID,
+    view: MatchView,
+    touched: dict[uuid.UUID, _Touched],
+    now: datetime,
+) -> Person:
+    """The person a new record belongs to, merging the persons it ties together."""
+    resolution = resolver.resolve(view)
+    if resolution.person_id is None:
+        person = Person(
+            id=uuid.uuid4(), record={}, provenance={}, version=0, created_at=now, updated_at=now
+        )
+        persons_repo.add(session, person)
+        touched[person.id] = _Touched(person=person, is_new=True)
+    else:
+        person = resolver.persons[resolution.person_id]
+        if person.id not in touched:
+            touched[person.id] = _Touched(person=person, is_new=False)
+        if resolution.merge:
+            merge_persons(
+                session,
+                survivor=person,
+                losers=[resolver.persons[loser] for loser in resolution.merge],
+                touched=touched,
+                now=now,
+            )
+            resolver.merged(resolution.merge, person.id)
+    resolver.added(record_id, view, person=person, resolution=resolution)
+    return person
+
+
+def merge_persons(
+    session: Session,
+    *,
+    survivor: Person,
+    losers: Sequence[Person],
+    touched: dict[uuid.UUID, _Touched],
+    now: datetime,
+) -> None:
+    """Move every record and case of the losers to the survivor; the losers redirect to it."""
+    # Rows still pending go out first, so the moves below reach them too.
+    session.flush()
+    matching_repo.move_person_records(
+        session, from_person_ids=[loser.id for loser in losers], to_person_id=survivor.id
+    )
+    entry = touched.setdefault(survivor.id, _Touched(person=survivor, is_new=False))
+    for loser in losers:
+        loser.merged_into_id = survivor.id
+        loser.merged_at = now
+        loser.updated_at = now
+        gone = touched.pop(loser.id, None)
+        if gone is None or not gone.is_new:
+            entry.merged_ids.append(loser.id)
+        if gone is not None:
+            entry.records.update(gone.records)
+            entry.case_events.extend(gone.case_events)
+            entry.merged_ids.extend(gone.merged_ids)
+        if gone is None or not gone.is_new:
+            loser.version += 1
+        touched[loser.id] = _Touched(person=loser, is_new=False, merged_into=survivor.id)
+
+
 def _apply_version(
     session: Session,
     stored: SourceRecord,
@@ -403,35 +529,49 @@ def _upsert_case(
 
 
 def _refresh_golden_records(
-    session: Session, touched: dict[uuid.UUID, _Touched], now: datetime
+    session: Session,
+    touched: dict[uuid.UUID, _Touched],
+    now: datetime,
+    policy: SurvivorshipPolicy,
 ) -> list[dict[str, Any]]:
     """Rebuild each touched person's golden record; returns the batch's change rows in order."""
     # A new person's records are all in this batch; an existing one's are in the database too.
     stored = source_records_repo.list_for_persons(
-        session, (person_id for person_id, entry in touched.items() if not entry.is_new)
+        session,
+        (
+            person_id
+            for person_id, entry in touched.items()
+            if (not entry.is_new or entry.merged_ids) and entry.merged_into is None
+        ),
     )
     events: list[dict[str, Any]] = []
     for person_id, entry in touched.items():
+        if entry.merged_into is not None:
+            continue
         linked = {record.id: record for record in stored.get(person_id, [])} | entry.records
-        golden = build_golden(
-            LinkedRecord(
-                source=record.source,
-                external_id=record.external_id,
-                received_at=record.received_at,
-                person=record.canonical["person"],
-            )
-            for record in linked.values()
-        )
         person = entry.person
-        if entry.is_new or golden.person != person.record:
-            person.record = golden.person
-            person.provenance = golden.provenance
-            identifiers = golden.person["identifiers"]
-            person.crn = identifiers["crn"]
-            person.pnc = identifiers["pnc"]
-            person.cro = identifiers["cro"]
-            person.noms = identifiers["noms"]
-            person.nino = identifiers["nino"]
+        changed = refresh_golden(person, linked.values(), policy)
+        # Cases of persons merged into this one in the batch were written under their old id.
+        for event in entry.case_events:
+            event["person_id"] = person.id
+            event["snapshot"]["person_id"] = str(person.id)
+        if entry.merged_ids:
+            person.version += 1
+            person.updated_at = now
+            events.append(
+                _change(
+                    "person.merged",
+                    now,
+                    person_id=person.id,
+                    snapshot={
+                        **person_snapshot(person),
+                        "merged_person_ids": [str(loser) for loser in entry.merged_ids],
+                    },
+                )
+            )
+            events.extend(entry.case_events)
+            continue
+        if entry.is_new or changed:
             person.version += 1
             person.updated_at = now
             events.append(
@@ -444,6 +584,36 @@ def _refresh_golden_records(
             )
         events.extend(entry.case_events)
     return events
+
+
+def refresh_golden(
+    person: Person, records: Iterable[SourceRecord], policy: SurvivorshipPolicy
+) -> bool:
+    """Set the person's golden record from its source records; whether it changed."""
+    golden = build_golden(
+        (
+            LinkedRecord(
+                source=record.source,
+                external_id=record.external_id,
+                received_at=record.received_at,
+                person=record.canonical["person"],
+            )
+            for record in records
+        ),
+        policy,
+    )
+    # A re-send that changes nothing of the person (only when it was received) is no change.
+    if golden.person == person.record:
+        return False
+    person.record = golden.person
+    person.provenance = golden.provenance
+    identifiers = golden.person["identifiers"]
+    person.crn = identifiers["crn"]
+    person.pnc = identifiers["pnc"]
+    person.cro = identifiers["cro"]
+    person.noms = identifiers["noms"]
+    person.nino = identifiers["nino"]
+    return True
 
 
 def person_snapshot(person: Person) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from gateway.models import SourceState, utcnow
 from gateway.repositories import source_state as state_repo
 from gateway.services import audit, ingest
 from gateway.services.clients import Principal, validate_source_name
+from gateway.services.identity import Matcher
 from gateway.services.ingest import Outcome
 from gateway.services.source_http import (
     MAX_RETRY_AFTER_SECONDS,
@@ -174,6 +175,7 @@ def _commit_page(
     now: datetime,
     lease: float,
     interval: float,
+    matcher: Matcher | None = None,
 ) -> ingest.BatchResult | None:
     """Store one page's records and move the cursor past them, in the caller's transaction."""
     state = _held(session, source.name, owner)
@@ -198,6 +200,7 @@ def _commit_page(
         raw_records=page.records,
         principal=None,
         received_at=now,
+        matcher=matcher,
     )
 
 
@@ -250,6 +253,7 @@ def poll_source(
     only_if_due: bool = False,
     should_stop: Callable[[], bool] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    matcher: Matcher | None = None,
 ) -> PollResult:
     """Poll one source from its stored cursor until caught up (or `max_pages`, or told to stop).
 
@@ -261,7 +265,7 @@ def poll_source(
     poll = source.poll
     context = source_var.set(source.name)
     try:
-        return _poll(db, source, http, poll, max_pages, only_if_due, should_stop, clock)
+        return _poll(db, source, http, poll, max_pages, only_if_due, should_stop, clock, matcher)
     finally:
         source_var.reset(context)
 
@@ -275,6 +279,7 @@ def _poll(
     only_if_due: bool,
     should_stop: Callable[[], bool] | None,
     clock: Callable[[], datetime],
+    matcher: Matcher | None,
 ) -> PollResult:
     result = PollResult(source=source.name, outcome=PollOutcome.SKIPPED)
     if only_if_due and not is_due(db.read(lambda s: state_repo.get(s, source.name)), clock()):
@@ -355,6 +360,7 @@ def _poll(
                     now=now,
                     lease=lease,
                     interval=poll.interval_seconds,
+                    matcher=matcher,
                 )
             )
         except LeaseLost:
@@ -407,6 +413,7 @@ def poll_round(
     only_if_due: bool = True,
     max_pages: int | None = PAGES_PER_POLL,
     should_stop: Callable[[], bool] | None = None,
+    matcher: Matcher | None = None,
 ) -> list[PollResult]:
     """Poll each source once (those due, by default); one that raises does not stop the rest."""
     results: list[PollResult] = []
@@ -423,6 +430,7 @@ def poll_round(
                     max_pages=max_pages,
                     only_if_due=only_if_due,
                     should_stop=should_stop,
+                    matcher=matcher,
                 )
             )
         except Exception:
@@ -450,8 +458,10 @@ class BackgroundPoller:
         sources: Sequence[ConfiguredSource],
         *,
         http_factory: Callable[[ConfiguredSource], SourceHttp] | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
         self.db = db
+        self.matcher = matcher
         self.sources = list(sources)
         self.stopping = threading.Event()
         self._wake: asyncio.Event | None = None
@@ -465,7 +475,14 @@ class BackgroundPoller:
         tick = tick_seconds(self.sources)
         while not self.stopping.is_set():
             await run_in_threadpool(
-                poll_round, self.db, self.sources, self.https, should_stop=self.stopping.is_set
+                partial(
+                    poll_round,
+                    self.db,
+                    self.sources,
+                    self.https,
+                    should_stop=self.stopping.is_set,
+                    matcher=self.matcher,
+                )
             )
             self.rounds += 1
             with suppress(TimeoutError):
@@ -501,6 +518,7 @@ async def background_polling(
     sources: Sequence[ConfiguredSource],
     *,
     http_factory: Callable[[ConfiguredSource], SourceHttp] | None = None,
+    matcher: Matcher | None = None,
 ) -> AsyncIterator[BackgroundPoller | None]:
     """Run a BackgroundPoller for the app's lifetime; nothing at all when no source is polled.
 
@@ -511,7 +529,7 @@ async def background_polling(
     if not sources:
         yield None
         return
-    poller = BackgroundPoller(db, sources, http_factory=http_factory)
+    poller = BackgroundPoller(db, sources, http_factory=http_factory, matcher=matcher)
     task = asyncio.create_task(poller.run(), name="source-poller")
     try:
         yield poller

@@ -16,6 +16,7 @@ from gateway.models import RejectedRecord
 from gateway.repositories import source_records as source_records_repo
 from gateway.services import audit, ingest
 from gateway.services.clients import Principal
+from gateway.services.identity import Matcher
 from gateway.services.ingest import Outcome
 from gateway.services.sources import SourceRegistry
 
@@ -121,6 +122,7 @@ def replay(
     has_correction: bool = False,
     principal: Principal | None,
     now: datetime,
+    matcher: Matcher | None = None,
 ) -> ReplayResult:
     """Run a quarantined record through its adapter again (as it is now), or a corrected payload.
 
@@ -146,6 +148,7 @@ def replay(
         raw_records=[raw],
         principal=principal,
         received_at=now,
+        matcher=matcher,
     )
     [result] = batch.results
     row.status = REPLAYED

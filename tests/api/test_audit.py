@@ -18,7 +18,7 @@ from gateway.models.audit import AuditLogIsAppendOnly
 from gateway.repositories import audit as audit_repo
 from gateway.services import clients
 from gateway.services.clients import Role
-from tests.builders import make_case_record
+from tests.builders import OMIT, make_case_record
 from tests.conftest import KeyMaker, bearer
 
 SOURCE = "crc-north"
@@ -103,7 +103,13 @@ async def test_pushing_records_collects_new_persons_and_alters_known_ones(
     changed = {**first, "person": {**first["person"], "surname": "Renamedworth"}}
     third = make_case_record()
     same_crn = make_case_record(
-        person={"identifiers": {"crn": second["person"]["identifiers"]["crn"]}}
+        person={
+            "identifiers": {
+                "crn": second["person"]["identifiers"]["crn"],
+                "pnc": OMIT,
+                "noms": OMIT,
+            }
+        }
     )
     mixed = await push(client, source, changed, second, third, same_crn)
     outcomes = [result["outcome"] for result in mixed.json()["results"]]

@@ -15,7 +15,7 @@ from gateway.db import Database
 from gateway.models import Change, Person, RejectedRecord, SourceRecord, SourceRecordVersion, utcnow
 from gateway.services import ingest
 from gateway.services.ingest import BatchResult, Outcome
-from tests.builders import as_raw_records, make_case_record
+from tests.builders import OMIT, as_raw_records, make_case_record
 
 ADAPTER = CanonicalAdapter(AdapterConfig())
 
@@ -96,7 +96,12 @@ def test_a_case_only_change_emits_case_updated_and_no_person_change(db: Database
 
 def test_records_sharing_a_crn_across_sources_link_to_one_person(db: Database) -> None:
     north = make_case_record()
-    south = make_case_record(person={"identifiers": {"crn": north["person"]["identifiers"]["crn"]}})
+    # Only the CRN in common: other identifiers of their own would conflict and never auto-link.
+    south = make_case_record(
+        person={
+            "identifiers": {"crn": north["person"]["identifiers"]["crn"], "pnc": OMIT, "noms": OMIT}
+        }
+    )
 
     first = push(db, [north], source="crc-north")
     second = push(db, [south], source="crc-south")
@@ -115,7 +120,9 @@ def test_records_sharing_a_crn_across_sources_link_to_one_person(db: Database) -
 def test_two_records_with_one_crn_in_one_batch_make_one_person(db: Database) -> None:
     first = make_case_record()
     second = make_case_record(
-        person={"identifiers": {"crn": first["person"]["identifiers"]["crn"]}}
+        person={
+            "identifiers": {"crn": first["person"]["identifiers"]["crn"], "pnc": OMIT, "noms": OMIT}
+        }
     )
 
     result = push(db, [first, second])

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.deps import DatabaseDep, SettingsDep, require
+from gateway.api.deps import DatabaseDep, MatcherDep, SettingsDep, require
 from gateway.api.v1.shapes import FieldErrorOut
 from gateway.errors import InvalidRequest
 from gateway.models import RejectedRecord, utcnow
@@ -136,6 +136,7 @@ def replay_quarantined(
     record_id: int,
     request: Request,
     db: DatabaseDep,
+    matcher: MatcherDep,
     principal: OperatorDep,
     body: ReplayIn | None = None,
 ) -> ReplayOut:
@@ -150,6 +151,7 @@ def replay_quarantined(
             has_correction=has_correction,
             principal=principal,
             now=utcnow(),
+            matcher=matcher,
         )
     )
     if result.errors is not None:

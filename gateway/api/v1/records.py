@@ -18,7 +18,13 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.base import Adapter, PayloadRejected, RawRecord
 from adapters.canonical import JSON
-from gateway.api.deps import DatabaseDep, SettingsDep, require, require_source_access
+from gateway.api.deps import (
+    DatabaseDep,
+    MatcherDep,
+    SettingsDep,
+    require,
+    require_source_access,
+)
 from gateway.api.v1.shapes import FieldErrorOut
 from gateway.db import Database
 from gateway.errors import InvalidRequest, MalformedBody
@@ -26,6 +32,7 @@ from gateway.logs import source_var
 from gateway.models import utcnow
 from gateway.services import idempotency, imports, ingest
 from gateway.services.clients import Principal, Role, validate_source_name
+from gateway.services.identity import Matcher
 from gateway.services.sources import SourceRegistry
 from gateway.settings import Settings
 
@@ -154,6 +161,7 @@ def _process_batch(
     content_type: str,
     key: str | None,
     request_fingerprint: str,
+    matcher: Matcher,
 ) -> tuple[int, str, bool]:
     """In a worker thread: parse, then one write transaction; returns status, body, replayed."""
     raw_records = _parse(adapter, body, content_type, settings.limits.max_batch_records)
@@ -170,6 +178,7 @@ def _process_batch(
             raw_records=raw_records,
             principal=principal,
             received_at=utcnow(),
+            matcher=matcher,
         )
         response_body = _to_body(batch)
         if key is not None:
@@ -201,6 +210,7 @@ def _process_upload(
     filename: str | None,
     key: str | None,
     request_fingerprint: str,
+    matcher: Matcher,
 ) -> tuple[int, str, bool]:
     """In a worker thread: import the spooled file in chunks; returns status, body, replayed."""
     if key is not None:
@@ -219,6 +229,7 @@ def _process_upload(
             file_size=size,
             principal=principal,
             chunk_records=settings.limits.import_chunk_records,
+            matcher=matcher,
         )
     except BaseException:
         if key is not None:
@@ -295,6 +306,7 @@ async def push_records(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
+    matcher: MatcherDep,
     principal: Annotated[Principal, Depends(require(Role.SOURCE))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
@@ -324,6 +336,7 @@ async def push_records(
                     request_fingerprint=idempotency.fingerprint(
                         "POST", request.url.path, content_type, digest.encode()
                     ),
+                    matcher=matcher,
                 )
             )
         finally:
@@ -343,6 +356,7 @@ async def push_records(
             request_fingerprint=idempotency.fingerprint(
                 "POST", request.url.path, content_type, body
             ),
+            matcher=matcher,
         )
     )
     return _respond(status, response_body, replayed)

@@ -1,0 +1,87 @@
+"""Blocking keys: the values a record is filed under so its candidates are found by index lookups.
+
+Every key is ``"kind:value"`` and at most `MAX_KEY_LENGTH` characters. Names are keyed by their
+metaphone code (`views.phonetic`, at most `_CODE_LENGTH` characters), so spelling variants that
+sound alike share a key. No key is ever made from a missing or junk value (junk is removed by
+`view_of`), so placeholder dates of birth or no-fixed-abode postcodes never gather candidates.
+
+Identifier keys (`IDENTIFIER_KEY_KINDS`), one per identifier held:
+
+* ``crn:X320741``, ``pnc:2002/0073319Z``, ``cro:065656/91H``, ``noms:A1234BC``, ``nino:AB123456C``.
+
+Blocking keys. Each combines a date of birth (about 19,000 values across 18-70 year-olds) or an
+outcode (about 3,000) with a second value, so the number of records sharing a key stays roughly
+flat as the store grows to millions; none is as coarse as surname + year of birth alone.
+
+* ``dob_out:<dob>:<outcode>``: date of birth + postcode outcode, one per outcode held. Finds a
+  record whose names are misspelt or changed (marriage, nickname) at the same address area.
+* ``sn_dob:<surname code>:<dob>``: surname + date of birth, for the surname and each alias
+  surname, so a record under a married name finds the one under the former name.
+* ``fn_dob:<forename code>:<dob>``: first forename + date of birth (also each alias's first
+  forename). Survives a surname change and a surname typo.
+* ``names_dob:<code>|<code>:<dob>``: the first forename and surname codes sorted, + date of birth.
+  Order-independent, so a record with forename and surname swapped shares it.
+* ``dmx_sn:<yyyy-lo-hi>:<surname code>``: date of birth with day and month sorted, + surname. Only
+  when day and month could be swapped (both 12 or less, and different), so ``1980-03-05`` and
+  ``1980-05-03`` share it.
+* ``names_out:<code>|<code>:<outcode>``: the sorted name pair + outcode, with no date of birth, so a
+  record whose date of birth is missing or junk still finds its person.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gateway.matching.views import IDENTIFIER_KINDS, MatchView
+
+__all__ = ["BLOCKING_KEY_KINDS", "IDENTIFIER_KEY_KINDS", "MAX_KEY_LENGTH", "match_keys"]
+
+MAX_KEY_LENGTH: Final = 96
+#: Key kinds that carry an identifier value: exact agreement on one is strong evidence by itself.
+IDENTIFIER_KEY_KINDS: Final[tuple[str, ...]] = IDENTIFIER_KINDS
+#: Key kinds that only nominate candidates; every candidate must be scored.
+BLOCKING_KEY_KINDS: Final[tuple[str, ...]] = (
+    "dob_out",
+    "sn_dob",
+    "fn_dob",
+    "names_dob",
+    "dmx_sn",
+    "names_out",
+)
+# Long enough to tell names apart, short enough that two codes, a date and a kind fit in 96.
+_CODE_LENGTH: Final = 20
+
+
+def _pair(first: str, second: str) -> str:
+    return "|".join(sorted((first, second)))
+
+
+def _first_code(codes: tuple[str, ...]) -> str | None:
+    return codes[0][:_CODE_LENGTH] if codes and codes[0] else None
+
+
+def match_keys(view: MatchView) -> list[str]:
+    """Every identifier and blocking key of a record, deduplicated, in a stable order."""
+    keys: list[str] = [
+        f"{kind}:{view.identifiers[kind]}" for kind in IDENTIFIER_KINDS if kind in view.identifiers
+    ]
+    surname_codes = [code[:_CODE_LENGTH] for code in view.surname_phonetics if code]
+    forename_codes = [code[:_CODE_LENGTH] for code in view.forename_phonetics if code]
+    # Index 0 is the main name only when the record has one (else it is an alias's).
+    main_surname = _first_code(view.surname_phonetics) if view.surname else None
+    main_forename = _first_code(view.forename_phonetics) if view.forenames else None
+    names = _pair(main_forename, main_surname) if main_forename and main_surname else None
+    dob = view.dob_iso
+    born = view.date_of_birth
+    if dob is not None and born is not None:
+        keys.extend(f"dob_out:{dob}:{outcode}" for outcode in view.outcodes)
+        keys.extend(f"sn_dob:{code}:{dob}" for code in surname_codes)
+        keys.extend(f"fn_dob:{code}:{dob}" for code in forename_codes)
+        if names is not None:
+            keys.append(f"names_dob:{names}:{dob}")
+        if view.dob_transposed_iso is not None and main_surname is not None:
+            low, high = sorted((born.day, born.month))
+            keys.append(f"dmx_sn:{born.year:04d}-{low:02d}-{high:02d}:{main_surname}")
+    if names is not None:
+        keys.extend(f"names_out:{names}:{outcode}" for outcode in view.outcodes)
+    return list(dict.fromkeys(key[:MAX_KEY_LENGTH] for key in keys))

@@ -1,0 +1,379 @@
+"""Identity resolution inside the ingest transaction: which person a new source record is.
+
+For each new record: candidates are the stored (and this batch's) source records sharing one of
+its keys (identifiers, then blocking keys); each is scored by the match model; the record links
+to every person it ties (an exact strong identifier with no conflict, or the LINK band), merging
+them if there are several; a POSSIBLE best goes to the review queue under a new person; anything
+else is a new person. Conflicting strong identifiers never link automatically, and pairs a person
+said are different (exclusions) are never joined by a merge.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from time import perf_counter
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.matching import (
+    STRONG_IDENTIFIER_KINDS,
+    Band,
+    MatchModel,
+    MatchView,
+    PairScore,
+    load_model,
+    match_keys,
+    score,
+    view_of,
+)
+from gateway.models import Person
+from gateway.repositories import matching as matching_repo
+from gateway.repositories import persons as persons_repo
+from gateway.services.golden import DEFAULT_POLICY, SurvivorshipPolicy
+from gateway.settings import MatchingSettings, Settings
+
+#: How many runners-up a decision's explanation lists beside the best candidate.
+EXPLAINED_CANDIDATES = 5
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """The model and rules the ingest path resolves identities with; built once per process."""
+
+    enabled: bool
+    model: MatchModel
+    policy: SurvivorshipPolicy
+    max_candidates: int
+    max_key_records: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Matcher:
+        return cls.build(settings.matching, SurvivorshipPolicy.from_settings(settings.survivorship))
+
+    @classmethod
+    def build(cls, matching: MatchingSettings, policy: SurvivorshipPolicy) -> Matcher:
+        return cls(
+            enabled=matching.enabled,
+            model=load_model(matching.model_file),
+            policy=policy,
+            max_candidates=matching.max_candidates,
+            max_key_records=matching.max_key_records,
+        )
+
+
+@lru_cache(maxsize=1)
+def default_matcher() -> Matcher:
+    """The packaged model with default settings (for callers given no matcher)."""
+    return Matcher.build(MatchingSettings(), DEFAULT_POLICY)
+
+
+@dataclass(slots=True)
+class _Known:
+    """A source record the resolver can compare against: its view and its person."""
+
+    view: MatchView
+    person_id: uuid.UUID
+
+
+@dataclass
+class Resolution:
+    """What to do with one new record."""
+
+    person_id: uuid.UUID | None
+    """The person to link to; None for a new person."""
+    merge: list[uuid.UUID] = field(default_factory=list)
+    """Other persons the record ties strongly: merged into `person_id`."""
+    method: str = "new"
+    band: str = Band.NEW.value
+    candidate_person_id: uuid.UUID | None = None
+    match_weight: float | None = None
+    explanation: dict[str, Any] = field(default_factory=dict)
+    pending_review: bool = False
+
+
+@dataclass(slots=True)
+class _Scored:
+    score: PairScore
+    source_record_id: uuid.UUID
+
+
+class BatchResolver:
+    """Resolves one batch's new records; candidates are fetched and locked once for the batch."""
+
+    def __init__(self, session: Session, matcher: Matcher, *, now: datetime) -> None:
+        self.session = session
+        self.matcher = matcher
+        self.now = now
+        self.redirect: dict[uuid.UUID, uuid.UUID] = {}
+        self.persons: dict[uuid.UUID, Person] = {}
+        self._golden_views: dict[uuid.UUID, MatchView | None] = {}
+        self._by_key: dict[str, list[uuid.UUID]] = {}
+        self._known: dict[uuid.UUID, _Known] = {}
+        self._batch_keys: dict[str, list[uuid.UUID]] = {}
+        self._key_rows: list[dict[str, Any]] = []
+        self._decisions: list[tuple[uuid.UUID, Resolution, uuid.UUID]] = []
+        self._rekeyed: list[uuid.UUID] = []
+        self.prefetch_seconds = 0.0
+
+    # -- candidates ---------------------------------------------------------------------------
+
+    def prefetch(self, views: Sequence[MatchView]) -> None:
+        """Fetch every stored record sharing a key with any of these, and lock their persons."""
+        started = perf_counter()
+        keys = {key for view in views for key in match_keys(view)}
+        by_key, found = matching_repo.candidates_by_keys(
+            self.session, keys, max_key_records=self.matcher.max_key_records
+        )
+        self._by_key = by_key
+        for record_id, candidate in found.items():
+            self._known[record_id] = _Known(view_of(candidate.person), candidate.person_id)
+        self.lock({candidate.person_id for candidate in found.values()})
+        self.prefetch_seconds = perf_counter() - started
+
+    def lock(self, person_ids: Iterable[uuid.UUID]) -> None:
+        """Lock these persons (in id order), following merges a concurrent writer committed."""
+        wanted = set(person_ids) - set(self.persons)
+        while wanted:
+            locked = persons_repo.get_many_for_update(self.session, wanted)
+            wanted = set()
+            for person in locked.values():
+                self.persons[person.id] = person
+                if person.merged_into_id is not None:
+                    self.redirect[person.id] = person.merged_into_id
+                    if person.merged_into_id not in self.persons:
+                        wanted.add(person.merged_into_id)
+
+    def person_of(self, person_id: uuid.UUID) -> uuid.UUID:
+        """The surviving person for an id, after merges in this batch or committed before it."""
+        seen = set()
+        while person_id in self.redirect and person_id not in seen:
+            seen.add(person_id)
+            person_id = self.redirect[person_id]
+        return person_id
+
+    def _golden_view(self, person_id: uuid.UUID) -> MatchView | None:
+        if person_id not in self._golden_views:
+            person = self.persons.get(person_id)
+            record = person.record if person is not None else None
+            self._golden_views[person_id] = view_of(record) if record else None
+        return self._golden_views[person_id]
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def resolve(self, view: MatchView) -> Resolution:
+        """Decide which person a new record is (nothing is written yet)."""
+        shared: Counter[uuid.UUID] = Counter()
+        for key in match_keys(view):
+            shared.update(self._by_key.get(key, ()))
+            shared.update(self._batch_keys.get(key, ()))
+        best: dict[uuid.UUID, _Scored] = {}
+        agree: set[uuid.UUID] = set()
+        conflict: set[uuid.UUID] = set()
+        model = self.matcher.model
+        for record_id, _count in shared.most_common(self.matcher.max_candidates):
+            known = self._known[record_id]
+            person_id = self.person_of(known.person_id)
+            pair = score(view, known.view, model)
+            if pair.identifiers_conflict:
+                conflict.add(person_id)
+            if any(kind in STRONG_IDENTIFIER_KINDS for kind in pair.identifiers_agree):
+                agree.add(person_id)
+            held = best.get(person_id)
+            if held is None or pair.match_weight > held.score.match_weight:
+                best[person_id] = _Scored(pair, record_id)
+        if not best:
+            return Resolution(person_id=None, explanation={"stage": "new", "candidates": []})
+        for person_id in best:
+            if self._conflicts_with_golden(view, person_id):
+                conflict.add(person_id)
+        ranked = sorted(best.items(), key=lambda item: -item[1].score.match_weight)
+        linkable = [
+            person_id
+            for person_id, scored in ranked
+            if person_id not in conflict and (scored.score.band is Band.LINK or person_id in agree)
+        ]
+        explanation = self._explain(ranked, agree)
+        if linkable:
+            chosen = self._joinable(linkable)
+            top = best[chosen[0]]
+            survivor = min(chosen, key=self._age)
+            return Resolution(
+                person_id=survivor,
+                merge=[person_id for person_id in chosen if person_id != survivor],
+                method="merge"
+                if len(chosen) > 1
+                else ("identifier" if chosen[0] in agree else "probabilistic"),
+                band=Band.LINK.value,
+                candidate_person_id=chosen[0],
+                match_weight=top.score.match_weight,
+                explanation=explanation,
+            )
+        possible = [
+            person_id
+            for person_id, scored in ranked
+            if scored.score.band is Band.POSSIBLE
+            or (person_id in conflict and scored.score.band is Band.LINK)
+        ]
+        if possible:
+            top = best[possible[0]]
+            return Resolution(
+                person_id=None,
+                method="new",
+                band=Band.POSSIBLE.value,
+                candidate_person_id=possible[0],
+                match_weight=top.score.match_weight,
+                explanation=explanation,
+                pending_review=True,
+            )
+        top = ranked[0][1]
+        return Resolution(
+            person_id=None,
+            candidate_person_id=ranked[0][0],
+            match_weight=top.score.match_weight,
+            explanation=explanation,
+        )
+
+    def _explain(
+        self, ranked: list[tuple[uuid.UUID, _Scored]], agree: set[uuid.UUID]
+    ) -> dict[str, Any]:
+        person_id, top = ranked[0]
+        return {
+            "stage": "identifier" if person_id in agree else "probabilistic",
+            "model_version": self.matcher.model.version,
+            "best": {
+                "person_id": str(person_id),
+                "source_record_id": str(top.source_record_id),
+                **top.score.as_dict(),
+            },
+            "candidates": [
+                {
+                    "person_id": str(candidate),
+                    "source_record_id": str(scored.source_record_id),
+                    "match_weight": round(scored.score.match_weight, 3),
+                    "band": scored.score.band.value,
+                }
+                for candidate, scored in ranked[: EXPLAINED_CANDIDATES + 1]
+            ],
+        }
+
+    def _conflicts_with_golden(self, view: MatchView, person_id: uuid.UUID) -> bool:
+        golden = self._golden_view(person_id)
+        if golden is None:
+            return False
+        return any(
+            kind in view.identifiers
+            and kind in golden.identifiers
+            and view.identifiers[kind] != golden.identifiers[kind]
+            for kind in STRONG_IDENTIFIER_KINDS
+        )
+
+    def _age(self, person_id: uuid.UUID) -> tuple[datetime, bool, uuid.UUID]:
+        person = self.persons.get(person_id)
+        # A person new in this batch is younger than any stored one.
+        if person is None:
+            return (self.now, True, person_id)
+        return (person.created_at, False, person_id)
+
+    def _joinable(self, linkable: list[uuid.UUID]) -> list[uuid.UUID]:
+        """The best person and every other that may be merged with it (best first)."""
+        if len(linkable) == 1:
+            return linkable
+        # Stored records of these persons, plus this batch's (not flushed yet).
+        owner = {
+            record_id: person_id
+            for person_id, ids in matching_repo.record_ids_of_persons(
+                self.session, linkable
+            ).items()
+            for record_id in ids
+        }
+        for record_id, known in self._known.items():
+            person_id = self.person_of(known.person_id)
+            if person_id in linkable:
+                owner.setdefault(record_id, person_id)
+        excluded = matching_repo.exclusions_among(self.session, owner)
+        apart = {frozenset((owner[a], owner[b])) for a, b in excluded}
+        chosen: list[uuid.UUID] = []
+        for person_id in linkable:
+            if any(frozenset((person_id, kept)) in apart for kept in chosen):
+                continue
+            if any(self._persons_conflict(person_id, kept) for kept in chosen):
+                continue
+            chosen.append(person_id)
+        return chosen
+
+    def _persons_conflict(self, left: uuid.UUID, right: uuid.UUID) -> bool:
+        a, b = self._golden_view(left), self._golden_view(right)
+        if a is None or b is None:
+            return False
+        return any(
+            kind in a.identifiers
+            and kind in b.identifiers
+            and a.identifiers[kind] != b.identifiers[kind]
+            for kind in STRONG_IDENTIFIER_KINDS
+        )
+
+    # -- recording ----------------------------------------------------------------------------
+
+    def added(
+        self,
+        record_id: uuid.UUID,
+        view: MatchView,
+        *,
+        person: Person,
+        resolution: Resolution,
+    ) -> None:
+        """A new record was stored under `person`: index it for the rest of the batch."""
+        self.persons.setdefault(person.id, person)
+        self._known[record_id] = _Known(view, person.id)
+        for key in match_keys(view):
+            self._batch_keys.setdefault(key, []).append(record_id)
+            self._key_rows.append({"key": key, "source_record_id": record_id})
+        self._decisions.append((record_id, resolution, person.id))
+
+    def merged(self, losers: Iterable[uuid.UUID], survivor: uuid.UUID) -> None:
+        for loser in losers:
+            self.redirect[loser] = survivor
+        self._golden_views.pop(survivor, None)
+
+    def rekey(self, record_id: uuid.UUID, view: MatchView) -> None:
+        """An existing record changed: its keys are replaced (its link stays as it is)."""
+        self._rekeyed.append(record_id)
+        for key in match_keys(view):
+            self._key_rows.append({"key": key, "source_record_id": record_id})
+
+    def finish(self) -> None:
+        """Write the batch's keys and decisions; call after the source records are flushed."""
+        self.session.flush()
+        matching_repo.delete_keys(self.session, self._rekeyed)
+        matching_repo.add_keys(self.session, self._key_rows)
+        version = self.matcher.model.version
+        rows = []
+        for record_id, resolution, person_id in self._decisions:
+            candidate = resolution.candidate_person_id
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "source_record_id": record_id,
+                    "kind": "automatic",
+                    "method": resolution.method,
+                    "band": resolution.band,
+                    "model_version": version,
+                    "person_id": self.person_of(person_id),
+                    "candidate_person_id": self.person_of(candidate) if candidate else None,
+                    "match_weight": resolution.match_weight,
+                    "explanation": resolution.explanation,
+                    "status": "pending" if resolution.pending_review else "decided",
+                    "created_at": self.now,
+                    "decided_by": None,
+                    "reviewed_at": None,
+                    "reviewed_by": None,
+                    "note": None,
+                }
+            )
+        matching_repo.add_decisions(self.session, rows)
