@@ -25,6 +25,17 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
 
+class Moved(GatewayError):
+    """The resource lives under another id now (a merged person): follow `Location`."""
+
+    status = 308
+    slug = "moved"
+    title = "This person was merged into another"
+
+    def __init__(self, detail: str, *, location: str) -> None:
+        super().__init__(detail, headers={"Location": location})
+
+
 class BadRequest(GatewayError):
     status = 400
     slug = "bad-request"

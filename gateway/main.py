@@ -16,7 +16,7 @@ from gateway import __version__
 from gateway.api import openapi, problems
 from gateway.api.health import router as health_router
 from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from gateway.api.v1 import changes, clients, persons, quarantine, records, status
+from gateway.api.v1 import changes, clients, identity, persons, quarantine, records, status
 from gateway.db import Database
 from gateway.models import utcnow
 from gateway.services import idempotency, polling
@@ -97,6 +97,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
-    for module in (records, changes, persons, status, clients, quarantine):
+    for module in (records, changes, persons, identity, status, clients, quarantine):
         app.include_router(module.router)
     return app

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -35,6 +35,7 @@ DEFAULT_MODEL_PATH: Final = Path(__file__).with_name("default_model.json")
 
 MISSING: Final = "missing"
 _TF_CACHE: Final = 1 << 16
+_COMPILED: Final = "compiled_weights"
 
 #: Every compared field and its levels, strongest first; "missing" (weight 0) is always last.
 FIELD_LEVELS: Final[dict[str, tuple[str, ...]]] = {
@@ -243,16 +244,15 @@ class MatchModel(_Strict):
                 raise ValueError(f"term_frequencies.{name}: shares must be in (0, 1]")
         return self
 
-    _compiled: CompiledModel | None = PrivateAttr(default=None)
-
     @property
     def compiled(self) -> CompiledModel:
         """The weights as `score` reads them (computed once per model)."""
-        compiled = self._compiled
-        # model_copy() copies private attributes too: a copy must not reuse the original's.
-        if compiled is None or compiled.owner is not self:
+        # Kept in the instance dict like a cached_property, which pydantic leaves out of ==
+        # and dumps; model_copy() copies that dict, so a copy checks it is the owner.
+        compiled = self.__dict__.get(_COMPILED)
+        if not isinstance(compiled, CompiledModel) or compiled.owner is not self:
             compiled = CompiledModel(self)
-            self._compiled = compiled
+            self.__dict__[_COMPILED] = compiled
         return compiled
 
     def dump(self, path: Path) -> None:

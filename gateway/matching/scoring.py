@@ -176,6 +176,12 @@ def _postcode(a: MatchView, b: MatchView) -> int:
     return PC_DIFFERENT
 
 
+def _one_edit_apart(names_a: tuple[str, ...], names_b: tuple[str, ...]) -> bool:
+    # A short name with one typo (JOHN/JOHM) falls below the high Jaro-Winkler band; a twin's
+    # name is another name, not one letter away.
+    return any(_osa(x, y, score_cutoff=1) <= 1 for x in names_a for y in names_b)
+
+
 def compare(a: MatchView, b: MatchView) -> tuple[int, ...]:
     """Each field's level index (into FIELD_LEVELS), in FIELD_ORDER; training reads these."""
     forename, _ = _forename(a, b)
@@ -264,6 +270,7 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
         and a.surname is not None
         and a.surname == b.surname
         and forename in _CLEARLY_DIFFERENT_FORENAMES
+        and not _one_edit_apart(a.first_forenames, b.first_forenames)
     ):
         guards.append("twins")
         band = Band.NEW

@@ -34,6 +34,8 @@ PROBABILITY_FLOOR: Final = 1e-6
 MIN_U_COMPARISONS: Final = 1_000
 #: A field whose expected matches (not missing) are fewer than this keeps the base model's m.
 MIN_M_COMPARISONS: Final = 20.0
+#: A level with fewer expected matches than this keeps the base model's m.
+MIN_M_LEVEL: Final = 2.0
 #: A blocking key shared by more records than this is skipped when generating training pairs.
 MAX_BLOCK: Final = 500
 _CONVERGED: Final = 1e-5
@@ -211,7 +213,10 @@ def train(
                 u = base_level.u
             else:
                 u = _clip(tally[index] / compared)
-            m_value = base_level.m if keep_m else _clip(m[field][index])
+            # A level the candidate pairs barely show (an initial, a dob typo) keeps the base m
+            # rather than being driven to the floor by a handful of pairs.
+            rare = not keep_m and m[field][index] * mass[field] < MIN_M_LEVEL
+            m_value = base_level.m if keep_m or rare else _clip(m[field][index])
             levels.append({"label": label, "m": m_value, "u": u})
         comparisons[name] = {"levels": levels, "tf_minimum_u": base_field.tf_minimum_u}
 

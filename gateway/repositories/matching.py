@@ -112,6 +112,14 @@ def pending_reviews(
     ).all()
 
 
+def pending_for_record(session: Session, source_record_id: uuid.UUID) -> Sequence[MatchDecision]:
+    return session.scalars(
+        select(MatchDecision).where(
+            MatchDecision.source_record_id == source_record_id, MatchDecision.status == "pending"
+        )
+    ).all()
+
+
 def count_pending(session: Session) -> int:
     return int(
         session.scalar(

@@ -38,7 +38,11 @@ def get_many_for_update(
 
 def find_by_identifier(session: Session, kind: str, value: str) -> Sequence[Person]:
     column = IDENTIFIER_COLUMNS[kind]
-    return session.scalars(select(Person).where(column == value).order_by(Person.created_at)).all()
+    return session.scalars(
+        select(Person)
+        .where(column == value, Person.merged_into_id.is_(None))
+        .order_by(Person.created_at)
+    ).all()
 
 
 def first_by_crns(session: Session, crns: Iterable[str]) -> dict[str, Person]:
@@ -48,7 +52,9 @@ def first_by_crns(session: Session, crns: Iterable[str]) -> dict[str, Person]:
     if not values:
         return found
     rows = session.scalars(
-        select(Person).where(Person.crn.in_(values)).order_by(Person.created_at, Person.id)
+        select(Person)
+        .where(Person.crn.in_(values), Person.merged_into_id.is_(None))
+        .order_by(Person.created_at, Person.id)
     )
     for person in rows:
         if person.crn is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,13 @@ def get_many_for_update(
     if supports_row_locks(session):
         statement = statement.with_for_update()
     return {record.external_id: record for record in session.scalars(statement)}
+
+
+def get_for_update(session: Session, source_record_id: uuid.UUID) -> SourceRecord | None:
+    statement = select(SourceRecord).where(SourceRecord.id == source_record_id)
+    if supports_row_locks(session):
+        statement = statement.with_for_update()
+    return session.scalar(statement)
 
 
 def add(session: Session, record: SourceRecord) -> None:
@@ -140,3 +147,13 @@ def list_rejected(
     if received_to is not None:
         statement = statement.where(RejectedRecord.received_at < received_to)
     return session.scalars(statement.order_by(RejectedRecord.id).limit(limit)).all()
+
+
+def iter_canonical_persons(
+    session: Session, *, limit: int | None = None, batch: int = 2000
+) -> Iterator[dict[str, Any]]:
+    """Every stored record's canonical person, streamed in id order (for training the matcher)."""
+    statement = select(SourceRecord.canonical["person"]).order_by(SourceRecord.id)
+    if limit is not None:
+        statement = statement.limit(limit)
+    yield from session.execute(statement.execution_options(yield_per=batch)).scalars()

@@ -182,7 +182,9 @@ class BatchResolver:
             pair = score(view, known.view, model)
             if pair.identifiers_conflict:
                 conflict.add(person_id)
-            if any(kind in STRONG_IDENTIFIER_KINDS for kind in pair.identifiers_agree):
+            if "twins" not in pair.guards and any(
+                kind in STRONG_IDENTIFIER_KINDS for kind in pair.identifiers_agree
+            ):
                 agree.add(person_id)
             held = best.get(person_id)
             if held is None or pair.match_weight > held.score.match_weight:

@@ -511,7 +511,7 @@ def _upsert_case(
         change_type = "case.updated"
     else:
         return None
-    return _change(
+    return change_row(
         change_type,
         now,
         person_id=case.person_id,
@@ -559,7 +559,7 @@ def _refresh_golden_records(
             person.version += 1
             person.updated_at = now
             events.append(
-                _change(
+                change_row(
                     "person.merged",
                     now,
                     person_id=person.id,
@@ -575,7 +575,7 @@ def _refresh_golden_records(
             person.version += 1
             person.updated_at = now
             events.append(
-                _change(
+                change_row(
                     "person.created" if entry.is_new else "person.updated",
                     now,
                     person_id=person.id,
@@ -625,7 +625,7 @@ def person_snapshot(person: Person) -> dict[str, Any]:
     }
 
 
-def _change(
+def change_row(
     change_type: str,
     now: datetime,
     *,

@@ -9,8 +9,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, Moved, NotFound
 from gateway.models import Case, Person
+from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
 from gateway.repositories import source_records as source_records_repo
 from gateway.services import audit
@@ -38,6 +39,10 @@ def get_person(
     person = persons_repo.get(session, person_id)
     if person is None:
         raise NotFound("no person with that id")
+    if person.merged_into_id is not None:
+        survivor = matching_repo.survivor_of(session, person.id)
+        target = survivor.id if survivor is not None else person.merged_into_id
+        raise Moved(f"merged into {target}", location=f"/v1/persons/{target}")
     view = _view(session, person)
     audit.record(
         session,

@@ -97,6 +97,31 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/quarantine/{record_id}/discard"): Rule(
         frozenset({OPERATOR, ADMIN}), 404, lambda: {"json": {"reason": "matrix"}}
     ),
+    ("GET", "/v1/review"): Rule(frozenset({OPERATOR, ADMIN}), 200),
+    # Random ids: 404 shows an allowed caller got as far as the lookup.
+    ("POST", "/v1/review/{decision_id}"): Rule(
+        frozenset({OPERATOR, ADMIN}), 404, lambda: {"json": {"decision": "link"}}
+    ),
+    ("GET", "/v1/match-decisions/{decision_id}"): Rule(frozenset({OPERATOR, ADMIN}), 404),
+    ("POST", "/v1/match/explain"): Rule(
+        frozenset({OPERATOR, ADMIN}),
+        200,
+        lambda: {
+            "json": {
+                "left": make_case_record()["person"],
+                "right": make_case_record()["person"],
+            }
+        },
+    ),
+    ("GET", "/v1/persons/{person_id}/sources"): Rule(frozenset({CENTRAL, OPERATOR, ADMIN}), 404),
+    ("POST", "/v1/persons/{person_id}/links"): Rule(
+        frozenset({OPERATOR, ADMIN}), 404, lambda: {"json": {"source_record_id": str(uuid.uuid4())}}
+    ),
+    ("POST", "/v1/persons/{person_id}/split"): Rule(
+        frozenset({OPERATOR, ADMIN}),
+        404,
+        lambda: {"json": {"source_record_ids": [str(uuid.uuid4())]}},
+    ),
     ("GET", "/health/ready"): Rule(EVERY_CALLER, 200),
     ("GET", "/health/live"): Rule(EVERY_CALLER, 200, public=True),
 }
@@ -131,6 +156,7 @@ def concrete_path(template: str) -> str:
         person_id=uuid.uuid4(),
         client_id=uuid.uuid4(),
         import_id=uuid.uuid4(),
+        decision_id=uuid.uuid4(),
         record_id=987654321,
     )
 

@@ -1,0 +1,105 @@
+"""Blocking and identifier keys."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.matching import MAX_KEY_LENGTH, match_keys
+from tests.matching.people import make_view
+
+
+def _kinds(keys: list[str]) -> set[str]:
+    return {key.split(":", 1)[0] for key in keys}
+
+
+def test_identifier_keys() -> None:
+    keys = match_keys(make_view())
+    for key in (
+        "crn:X320741",
+        "pnc:2002/0073319Z",
+        "cro:065656/91H",
+        "noms:A1234BC",
+        "nino:AB123456C",
+    ):
+        assert key in keys
+
+
+def test_the_named_blocking_keys_exist() -> None:
+    keys = match_keys(make_view())
+    assert {"dob_out", "sn_dob", "fn_dob", "names_dob", "dmx_sn", "names_out"} <= _kinds(keys)
+    assert "dob_out:1984-03-07:ZE2" in keys
+    assert "dob_out:1984-03-07:KW15" in keys
+
+
+def test_keys_are_unique_short_and_deterministic() -> None:
+    view = make_view(
+        surname="Marchbanks-Ollerenshaw-Fotheringham-Wolstenholme",
+        forenames=["Bartholomew-Maximilian"],
+    )
+    keys = match_keys(view)
+    assert len(keys) == len(set(keys))
+    assert all(len(key) <= MAX_KEY_LENGTH for key in keys)
+    assert keys == match_keys(view)
+
+
+def test_swapped_forename_and_surname_share_a_key() -> None:
+    original = make_view(forenames=["Peregrine"], surname="Quillfeather")
+    swapped = make_view(forenames=["Quillfeather"], surname="Peregrine")
+    shared = set(match_keys(original)) & set(match_keys(swapped))
+    assert any(key.startswith("names_dob:") for key in shared)
+
+
+def test_transposed_date_of_birth_shares_a_key() -> None:
+    original = make_view(date_of_birth="1984-03-07", addresses=[], identifiers={"crn": None})
+    transposed = make_view(date_of_birth="1984-07-03", addresses=[], identifiers={"crn": None})
+    blocking = {
+        key for key in match_keys(original) if not key.startswith(("pnc", "cro", "noms", "nino"))
+    }
+    shared = blocking & set(match_keys(transposed))
+    assert any(key.startswith("dmx_sn:") for key in shared)
+
+
+def test_married_surname_shares_a_key_with_the_maiden_name() -> None:
+    maiden = make_view(surname="Quillfeather", identifiers={}, addresses=[])
+    married = make_view(surname="Ollerenshaw", addresses=[])
+    married_with_alias = make_view(
+        surname="Ollerenshaw", aliases=[{"surname": "Quillfeather"}], addresses=[]
+    )
+    # Identifier keys aside, the forename + date of birth key survives the change ...
+    assert any(k.startswith("fn_dob:") for k in set(match_keys(maiden)) & set(match_keys(married)))
+    # ... and an alias surname is keyed like a surname.
+    sn_keys = {k for k in match_keys(maiden) if k.startswith("sn_dob:")}
+    assert sn_keys <= set(match_keys(married_with_alias))
+
+
+def test_junk_and_missing_values_make_no_key() -> None:
+    junk = make_view(
+        forenames=["NOT ENTERED"],
+        surname="NOT ENTERED",
+        date_of_birth="1900-01-01",
+        addresses=[{"status": "MAIN", "postcode": "NF1 1NF", "no_fixed_abode": True}],
+        identifiers={"crn": None, "pnc": None, "cro": "000000/00Z", "noms": None, "nino": None},
+    )
+    assert match_keys(junk) == []
+
+
+def test_a_placeholder_date_of_birth_keeps_the_name_and_outcode_key() -> None:
+    keys = match_keys(make_view(date_of_birth="1970-01-01"))
+    assert not any("1970-01-01" in key for key in keys)
+    assert "names_out" in _kinds(keys)
+    assert not _kinds(keys) & {"dob_out", "sn_dob", "fn_dob", "names_dob", "dmx_sn"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    surname=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ -'", min_size=1, max_size=100).filter(
+        lambda name: name.strip() != ""
+    ),
+    forename=st.text(min_size=1, max_size=100).filter(lambda name: name.strip() != ""),
+)
+def test_keys_are_deterministic_and_bounded(surname: str, forename: str) -> None:
+    view = make_view(surname=surname, forenames=[forename])
+    keys = match_keys(view)
+    assert keys == match_keys(make_view(surname=surname, forenames=[forename]))
+    assert all(len(key) <= MAX_KEY_LENGTH and ":" in key for key in keys)
