@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.models import Case, MatchDecision, MatchExclusion, MatchKey, Person, SourceRecord
+from gateway.repositories.dialect import supports_row_locks
 
 # Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
 _IN_CHUNK = 2000
@@ -62,6 +63,21 @@ def candidates_by_keys(
         del by_key[key]
     used = {record_id for ids in by_key.values() for record_id in ids}
     return dict(by_key), {rid: record for rid, record in records.items() if rid in used}
+
+
+#: First half of the two-int advisory lock ids the key stripes use ("crcm" in ASCII).
+KEY_LOCK_NAMESPACE = 0x6372636D
+
+
+def lock_key_stripes(session: Session, stripes: Sequence[int]) -> None:
+    """Take these advisory stripe locks until commit, in the order given (callers sort)."""
+    if not supports_row_locks(session):
+        return
+    for stripe in stripes:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :stripe)"),
+            {"namespace": KEY_LOCK_NAMESPACE, "stripe": stripe},
+        )
 
 
 def add_keys(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -118,6 +134,12 @@ def pending_for_record(session: Session, source_record_id: uuid.UUID) -> Sequenc
             MatchDecision.source_record_id == source_record_id, MatchDecision.status == "pending"
         )
     ).all()
+
+
+def oldest_pending_at(session: Session) -> datetime | None:
+    return session.scalar(
+        select(func.min(MatchDecision.created_at)).where(MatchDecision.status == "pending")
+    )
 
 
 def count_pending(session: Session) -> int:

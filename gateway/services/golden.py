@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.matching.views import JUNK_CROS, JUNK_DATES_OF_BIRTH
 from gateway.settings import SurvivorshipSettings, SurvivorshipStrategy
 
 PERSON_FIELDS = (
@@ -24,8 +25,8 @@ GOLDEN_FIELDS = (*PERSON_FIELDS, *(f"identifiers.{name}" for name in IDENTIFIER_
 
 # Placeholders real systems hold: never chosen over a real value, kept only when nothing else is.
 _PLACEHOLDERS: Mapping[str, frozenset[Any]] = {
-    "date_of_birth": frozenset({"1900-01-01", "1970-01-01"}),
-    "identifiers.cro": frozenset({"000000/00Z"}),
+    "date_of_birth": frozenset(born.isoformat() for born in JUNK_DATES_OF_BIRTH),
+    "identifiers.cro": JUNK_CROS,
 }
 
 

@@ -11,6 +11,7 @@ said are different (exclusions) are never joined by a merge.
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from gateway.settings import MatchingSettings, Settings
 
 #: How many runners-up a decision's explanation lists beside the best candidate.
 EXPLAINED_CANDIDATES = 5
+#: Advisory-lock stripes keys are hashed into on PostgreSQL: few enough that a large batch's
+#: locks fit the server's lock table, enough that small pushes rarely wait for each other.
+KEY_LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,19 @@ class BatchResolver:
         self.prefetch_seconds = 0.0
 
     # -- candidates ---------------------------------------------------------------------------
+
+    def lock_keys(self, views: Iterable[MatchView]) -> None:
+        """Serialise writers whose records share a key, so each sees what the other stored.
+
+        Without this, two transactions holding copies of one person would each miss the other's
+        uncommitted record and make two persons. SQLite already runs one writer at a time.
+        """
+        stripes = {
+            zlib.crc32(key.encode()) % KEY_LOCK_STRIPES
+            for view in views
+            for key in match_keys(view)
+        }
+        matching_repo.lock_key_stripes(self.session, sorted(stripes))
 
     def prefetch(self, views: Sequence[MatchView]) -> None:
         """Fetch every stored record sharing a key with any of these, and lock their persons."""

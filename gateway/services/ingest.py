@@ -173,6 +173,13 @@ def _ingest(
             index=index, outcome=Outcome.REJECTED, external_id=external_id, errors=errors
         )
 
+    resolver: BatchResolver | None = None
+    views: dict[int, MatchView] = {}
+    if matcher.enabled:
+        resolver = BatchResolver(session, matcher, now=received_at)
+        views = {item.index: view_of(item.canonical["person"]) for item in accepted}
+        # First, before any row lock: writers whose records could match each other take turns.
+        resolver.lock_keys(views.values())
     existing = source_records_repo.get_many_for_update(
         session, source, (item.record.provenance.external_id for item in accepted)
     )
@@ -182,17 +189,8 @@ def _ingest(
     locked_persons = persons_repo.get_many_for_update(
         session, (record.person_id for record in existing.values())
     )
-    resolver: BatchResolver | None = None
-    views: dict[int, MatchView] = {}
     persons_by_crn: dict[str, Person] = {}
-    if matcher.enabled:
-        resolver = BatchResolver(session, matcher, now=received_at)
-        views = {
-            item.index: view_of(item.canonical["person"])
-            for item in accepted
-            if existing.get(item.record.provenance.external_id) is None
-            or existing[item.record.provenance.external_id].content_hash != item.digest
-        }
+    if resolver is not None:
         resolver.prefetch(
             [
                 views[item.index]

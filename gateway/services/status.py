@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway.models import SourceState, SourceStats
 from gateway.repositories import changes as changes_repo
+from gateway.repositories import matching as matching_repo
 from gateway.repositories import source_state as state_repo
 from gateway.repositories import source_stats as stats_repo
 from gateway.services.changes import encode_cursor
@@ -90,9 +91,16 @@ class SourceStatus:
 
 
 @dataclass(frozen=True)
+class IdentityStatus:
+    review_pending: int
+    oldest_pending_at: datetime | None
+
+
+@dataclass(frozen=True)
 class GatewayStatus:
     sources: Sequence[SourceStatus]
     feed: FeedStatus
+    identity: IdentityStatus
 
 
 def feed_status(session: Session) -> FeedStatus:
@@ -116,6 +124,10 @@ def gateway_status(session: Session, *, polled: Collection[str] = ()) -> Gateway
             for name in names
         ],
         feed=feed_status(session),
+        identity=IdentityStatus(
+            review_pending=matching_repo.count_pending(session),
+            oldest_pending_at=matching_repo.oldest_pending_at(session),
+        ),
     )
 
 

@@ -48,6 +48,11 @@ async def test_a_possible_match_is_reviewed_and_linked_over_http(
     [second] = await push(client, south, "crc-south", conflicting_copy(original))
     assert second["person_id"] != first["person_id"]
 
+    identity = (await client.get("/v1/status", headers=operator)).json()["identity"]
+    assert identity["review_pending"] == 1
+    assert identity["oldest_pending_at"] is not None
+    assert identity["model_version"] == "default-1"
+
     queue = await client.get("/v1/review", headers=operator)
     assert queue.status_code == 200, queue.text
     [item] = queue.json()["items"]
@@ -72,6 +77,8 @@ async def test_a_possible_match_is_reviewed_and_linked_over_http(
     )
     assert_problem(again, 409)
     assert (await client.get("/v1/review", headers=operator)).json()["items"] == []
+    settled_status = (await client.get("/v1/status", headers=operator)).json()["identity"]
+    assert settled_status["review_pending"] == 0
 
     central = bearer(make_key(Role.CENTRAL))
     moved = await client.get(f"/v1/persons/{second['person_id']}", headers=central)
@@ -168,4 +175,35 @@ async def test_explain_scores_two_persons_field_by_field(
     bad = await client.post(
         "/v1/match/explain", json={"left": person, "right": {"surname": 7}}, headers=operator
     )
+    assert_problem(bad, 422)
+
+
+@pytest.mark.anyio
+async def test_the_review_queue_pages_oldest_first(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    north, south = (
+        make_key(Role.SOURCE, source="crc-north"),
+        make_key(Role.SOURCE, source="crc-south"),
+    )
+    operator = bearer(make_key(Role.OPERATOR))
+    originals = [make_case_record(), make_case_record()]
+    await push(client, north, "crc-north", *originals)
+    pushed = []
+    for original in originals:  # one push each, so the second is strictly newer
+        [result] = await push(client, south, "crc-south", conflicting_copy(original))
+        pushed.append(result["external_id"])
+
+    first = await client.get("/v1/review", params={"limit": 1}, headers=operator)
+    second = await client.get(
+        "/v1/review", params={"limit": 1, "after": first.json()["next"]}, headers=operator
+    )
+    last = await client.get(
+        "/v1/review", params={"limit": 1, "after": second.json()["next"]}, headers=operator
+    )
+
+    seen = [page.json()["items"][0]["record"]["external_id"] for page in (first, second)]
+    assert seen == pushed
+    assert last.json() == {"items": [], "next": None}
+    bad = await client.get("/v1/review", params={"after": "not-a-cursor"}, headers=operator)
     assert_problem(bad, 422)

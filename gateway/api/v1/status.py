@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from gateway.api.deps import DatabaseDep, authenticate, require, require_source_access
+from gateway.api.deps import (
+    DatabaseDep,
+    MatcherDep,
+    authenticate,
+    require,
+    require_source_access,
+)
 from gateway.models import utcnow
 from gateway.services import polling, status
 from gateway.services.clients import Principal, Role
@@ -61,9 +67,19 @@ class FeedStatusOut(BaseModel):
     last_change_at: datetime | None
 
 
+class IdentityStatusOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    model_version: str = Field(description="The match model deciding new records.")
+    matching_enabled: bool
+    review_pending: int = Field(description="Possible matches waiting in GET /v1/review.")
+    oldest_pending_at: datetime | None = Field(description="When the oldest of them arrived.")
+
+
 class GatewayStatusOut(BaseModel):
     sources: list[SourceStatusOut]
     feed: FeedStatusOut
+    identity: IdentityStatusOut
 
 
 def _polled(request: Request) -> frozenset[str]:
@@ -75,6 +91,7 @@ def _polled(request: Request) -> frozenset[str]:
 def gateway_status(
     request: Request,
     db: DatabaseDep,
+    matcher: MatcherDep,
     _principal: Annotated[Principal, Depends(require(Role.OPERATOR))],
 ) -> GatewayStatusOut:
     polled = _polled(request)
@@ -82,6 +99,12 @@ def gateway_status(
     return GatewayStatusOut(
         sources=[SourceStatusOut.model_validate(row) for row in result.sources],
         feed=FeedStatusOut.model_validate(result.feed),
+        identity=IdentityStatusOut(
+            model_version=matcher.model.version,
+            matching_enabled=matcher.enabled,
+            review_pending=result.identity.review_pending,
+            oldest_pending_at=result.identity.oldest_pending_at,
+        ),
     )
 
 
