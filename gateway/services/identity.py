@@ -107,6 +107,16 @@ class _Scored:
     source_record_id: uuid.UUID
 
 
+def _strong_conflict(a: MatchView, b: MatchView) -> bool:
+    """Both hold a strong identifier of some kind, and the values differ."""
+    return any(
+        kind in a.identifiers
+        and kind in b.identifiers
+        and a.identifiers[kind] != b.identifiers[kind]
+        for kind in STRONG_IDENTIFIER_KINDS
+    )
+
+
 class BatchResolver:
     """Resolves one batch's new records; candidates are fetched and locked once for the batch."""
 
@@ -283,14 +293,7 @@ class BatchResolver:
 
     def _conflicts_with_golden(self, view: MatchView, person_id: uuid.UUID) -> bool:
         golden = self._golden_view(person_id)
-        if golden is None:
-            return False
-        return any(
-            kind in view.identifiers
-            and kind in golden.identifiers
-            and view.identifiers[kind] != golden.identifiers[kind]
-            for kind in STRONG_IDENTIFIER_KINDS
-        )
+        return golden is not None and _strong_conflict(view, golden)
 
     def _age(self, person_id: uuid.UUID) -> tuple[datetime, bool, uuid.UUID]:
         person = self.persons.get(person_id)
@@ -328,14 +331,7 @@ class BatchResolver:
 
     def _persons_conflict(self, left: uuid.UUID, right: uuid.UUID) -> bool:
         a, b = self._golden_view(left), self._golden_view(right)
-        if a is None or b is None:
-            return False
-        return any(
-            kind in a.identifiers
-            and kind in b.identifiers
-            and a.identifiers[kind] != b.identifiers[kind]
-            for kind in STRONG_IDENTIFIER_KINDS
-        )
+        return a is not None and b is not None and _strong_conflict(a, b)
 
     # -- recording ----------------------------------------------------------------------------
 

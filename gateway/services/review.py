@@ -195,9 +195,7 @@ def _supersede_pending(session: Session, record_id: uuid.UUID, *, now: datetime)
         decision.reviewed_at = now
 
 
-def _move_record(
-    work: _Work, record: SourceRecord, target: Person, *, decision: MatchDecision
-) -> None:
+def _move_record(work: _Work, record: SourceRecord, target: Person) -> None:
     """Put a record under `target`, pinned; an old person left with no records merges into it."""
     old = work.person(record.person_id)
     others = matching_repo.record_ids_of_persons(work.session, [target.id])[target.id]
@@ -241,29 +239,20 @@ def decide_review(
         raise Conflict("this decision has no candidate to settle")
     work = _Work(session=session, policy=policy, now=now, touched={}, events=[])
     candidate = work.person(pending.candidate_person_id)
-    if verdict is ReviewVerdict.LINK:
-        decision = _human_decision(
-            work,
-            record=record,
-            method="review_link",
-            person_id=candidate.id,
-            principal=principal,
-            note=note,
-            candidate_person_id=candidate.id,
-        )
-        _move_record(work, record, candidate, decision=decision)
+    linking = verdict is ReviewVerdict.LINK
+    decision = _human_decision(
+        work,
+        record=record,
+        method="review_link" if linking else "review_reject",
+        person_id=candidate.id if linking else work.person(record.person_id).id,
+        principal=principal,
+        note=note,
+        candidate_person_id=candidate.id,
+    )
+    if linking:
+        _move_record(work, record, candidate)
         pending.status = "linked"
     else:
-        own = work.person(record.person_id)
-        decision = _human_decision(
-            work,
-            record=record,
-            method="review_reject",
-            person_id=own.id,
-            principal=principal,
-            note=note,
-            candidate_person_id=candidate.id,
-        )
         others = matching_repo.record_ids_of_persons(session, [candidate.id])[candidate.id]
         session.flush()
         matching_repo.add_exclusions(
@@ -310,7 +299,7 @@ def link_record(
         note=note,
     )
     _supersede_pending(session, record.id, now=now)
-    _move_record(work, record, target, decision=decision)
+    _move_record(work, record, target)
     work.finish()
     audit.record(
         session,
