@@ -87,6 +87,11 @@ def review_queue(
             if decision.candidate_person_id
             else None
         )
+        if candidate is not None and candidate.id == record.person_id:
+            # A later merge already joined them: nothing is left to decide.
+            decision.status = "superseded"
+            decision.reviewed_at = now
+            continue
         items.append(ReviewItem(decision=decision, record=record, candidate=candidate))
     persons = {item.record.person_id for item in items} | {
         item.candidate.id for item in items if item.candidate is not None

@@ -22,6 +22,7 @@ from gateway.models import (
     SourceRecord,
     utcnow,
 )
+from gateway.repositories import matching as matching_repo
 from gateway.services import ingest, review
 from gateway.services.golden import DEFAULT_POLICY
 from gateway.services.identity import Matcher, default_matcher
@@ -389,3 +390,24 @@ def test_a_manual_link_pins_the_record(db: Database) -> None:
     assert record is not None
     assert record.pinned
     assert record.person_id == target
+
+
+def test_a_possible_match_a_later_merge_settled_leaves_the_queue(db: Database) -> None:
+    original, other, pending = _possible_match(db)
+    # What an automatic merge does to the record's person, without touching the review item.
+    db.write(
+        lambda s: matching_repo.move_person_records(
+            s,
+            from_person_ids=[person_of(db, "crc-south", ext(other))],
+            to_person_id=person_of(db, "crc-north", ext(original)),
+        )
+    )
+
+    items, _next = db.write(
+        lambda s: review.review_queue(s, after=None, limit=10, principal=None, now=utcnow())
+    )
+
+    assert items == []
+    settled = db.read(lambda s: s.get(MatchDecision, pending.id))
+    assert settled is not None
+    assert settled.status == "superseded"
