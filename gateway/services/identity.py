@@ -130,7 +130,7 @@ class BatchResolver:
         self._by_key: dict[str, list[uuid.UUID]] = {}
         self._known: dict[uuid.UUID, _Known] = {}
         self._batch_keys: dict[str, list[uuid.UUID]] = {}
-        self._key_rows: list[dict[str, Any]] = []
+        self._keys: dict[uuid.UUID, list[str]] = {}
         self._decisions: list[tuple[uuid.UUID, Resolution, uuid.UUID]] = []
         self._rekeyed: list[uuid.UUID] = []
         self.prefetch_seconds = 0.0
@@ -346,9 +346,10 @@ class BatchResolver:
         """A new record was stored under `person`: index it for the rest of the batch."""
         self.persons.setdefault(person.id, person)
         self._known[record_id] = _Known(view, person.id)
-        for key in match_keys(view):
+        keys = match_keys(view)
+        for key in keys:
             self._batch_keys.setdefault(key, []).append(record_id)
-            self._key_rows.append({"key": key, "source_record_id": record_id})
+        self._keys[record_id] = keys
         self._decisions.append((record_id, resolution, person.id))
 
     def merged(self, losers: Iterable[uuid.UUID], survivor: uuid.UUID) -> None:
@@ -359,14 +360,21 @@ class BatchResolver:
     def rekey(self, record_id: uuid.UUID, view: MatchView) -> None:
         """An existing record changed: its keys are replaced (its link stays as it is)."""
         self._rekeyed.append(record_id)
-        for key in match_keys(view):
-            self._key_rows.append({"key": key, "source_record_id": record_id})
+        # The latest version's keys only, even if the batch held the record twice.
+        self._keys[record_id] = match_keys(view)
 
     def finish(self) -> None:
         """Write the batch's keys and decisions; call after the source records are flushed."""
         self.session.flush()
         matching_repo.delete_keys(self.session, self._rekeyed)
-        matching_repo.add_keys(self.session, self._key_rows)
+        matching_repo.add_keys(
+            self.session,
+            [
+                {"key": key, "source_record_id": record_id}
+                for record_id, keys in self._keys.items()
+                for key in keys
+            ],
+        )
         version = self.matcher.model.version
         rows = []
         for record_id, resolution, person_id in self._decisions:

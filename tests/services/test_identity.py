@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from adapters.base import AdapterConfig
 from adapters.canonical import CanonicalAdapter
 from gateway.db import Database
+from gateway.matching import match_keys, view_of
 from gateway.models import (
     Change,
     MatchDecision,
@@ -28,6 +29,7 @@ from gateway.services.golden import DEFAULT_POLICY
 from gateway.services.identity import Matcher, default_matcher
 from gateway.services.ingest import BatchResult, Outcome
 from gateway.settings import MatchingSettings
+from schemas import CaseRecord
 from tests.builders import OMIT, as_raw_records, make_case_record, random_cro, random_pnc
 
 ADAPTER = CanonicalAdapter(AdapterConfig())
@@ -411,3 +413,18 @@ def test_a_possible_match_a_later_merge_settled_leaves_the_queue(db: Database) -
     settled = db.read(lambda s: s.get(MatchDecision, pending.id))
     assert settled is not None
     assert settled.status == "superseded"
+
+
+def test_a_record_sent_twice_in_one_batch_keeps_one_set_of_keys(db: Database) -> None:
+    first = make_case_record()
+    changed = copy.deepcopy(first)
+    changed["person"]["surname"] = "Inventedale"
+    changed["person"]["date_of_birth"] = "1966-06-16"
+
+    push(db, [first, changed])
+
+    keys = db.read(lambda s: s.scalars(select(MatchKey.key)).all())
+    expected = match_keys(
+        view_of(CaseRecord.model_validate(changed).person.model_dump(mode="json"))
+    )
+    assert sorted(keys) == sorted(expected)
