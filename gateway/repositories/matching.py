@@ -41,28 +41,29 @@ def candidates_by_keys(
     each of those records once, with its canonical person."""
     values = sorted(set(keys))
     by_key: dict[str, list[uuid.UUID]] = defaultdict(list)
-    records: dict[uuid.UUID, CandidateRecord] = {}
     for chunk in _chunks(values):
         rows = session.execute(
+            select(MatchKey.key, MatchKey.source_record_id).where(MatchKey.key.in_(chunk))
+        )
+        for key, record_id in rows:
+            by_key[key].append(record_id)
+    for key in [key for key, ids in by_key.items() if len(ids) > max_key_records]:
+        del by_key[key]
+    # Each record's person once, however many keys it shares: decoding it is the dear part.
+    wanted = sorted({record_id for ids in by_key.values() for record_id in ids})
+    records: dict[uuid.UUID, CandidateRecord] = {}
+    for chunk in _chunks(wanted):
+        rows = session.execute(
             select(
-                MatchKey.key,
                 SourceRecord.id,
                 SourceRecord.person_id,
                 SourceRecord.canonical["person"],
                 SourceRecord.pinned,
-            )
-            .join(SourceRecord, SourceRecord.id == MatchKey.source_record_id)
-            .where(MatchKey.key.in_(chunk))
+            ).where(SourceRecord.id.in_(chunk))
         )
-        for key, record_id, person_id, person, pinned in rows:
-            by_key[key].append(record_id)
-            if record_id not in records:
-                records[record_id] = CandidateRecord(record_id, person_id, person, pinned)
-    common = [key for key, ids in by_key.items() if len(ids) > max_key_records]
-    for key in common:
-        del by_key[key]
-    used = {record_id for ids in by_key.values() for record_id in ids}
-    return dict(by_key), {rid: record for rid, record in records.items() if rid in used}
+        for record_id, person_id, person, pinned in rows:
+            records[record_id] = CandidateRecord(record_id, person_id, person, pinned)
+    return dict(by_key), records
 
 
 #: First half of the two-int advisory lock ids the key stripes use ("crcm" in ASCII).
