@@ -42,10 +42,10 @@ def candidates_by_keys(
     values = sorted(set(keys))
     by_key: dict[str, list[uuid.UUID]] = defaultdict(list)
     for chunk in _chunks(values):
-        rows = session.execute(
+        keyed = session.execute(
             select(MatchKey.key, MatchKey.source_record_id).where(MatchKey.key.in_(chunk))
         )
-        for key, record_id in rows:
+        for key, record_id in keyed:
             by_key[key].append(record_id)
     for key in [key for key, ids in by_key.items() if len(ids) > max_key_records]:
         del by_key[key]
