@@ -6,6 +6,7 @@ everything any logger emits (caplog, DEBUG) is searched for canary values seeded
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -20,7 +21,7 @@ import pytest
 from gateway.logs import configure_logging
 from gateway.services import persons as persons_service
 from gateway.services.clients import Role
-from tests.builders import make_case_record, make_identifiers
+from tests.builders import make_case_record, make_identifiers, random_pnc
 from tests.conftest import KeyMaker, bearer
 
 SOURCE = "crc-north"
@@ -180,6 +181,34 @@ async def test_no_personal_data_or_secret_reaches_the_logs(
         await client.get("/v1/changes", headers={"Authorization": f"Basic {bogus_key}"})
     ).status_code == 401
 
+    # Identity resolution: a rival record under the same name goes to review; an operator reads
+    # the queue, the decision, the person's sources, asks for an explanation and settles it.
+    rival = copy.deepcopy(valid)
+    rival["provenance"]["external_id"] = f"rival-{uuid.uuid4().hex[:8]}"
+    rival["person"]["identifiers"] = {"pnc": random_pnc()}
+    await client.post(RECORDS, json={"records": [rival]}, headers=source)
+    operator = bearer(operator_key)
+    queue = await client.get("/v1/review", headers=operator)
+    [item] = queue.json()["items"]
+    decision = item["decision"]["id"]
+    assert (
+        await client.get(f"/v1/match-decisions/{decision}", headers=operator)
+    ).status_code == 200
+    explained = await client.post(
+        "/v1/match/explain",
+        json={"left": valid["person"], "right": rival["person"]},
+        headers=operator,
+    )
+    assert explained.status_code == 200
+    sources = await client.get(f"/v1/persons/{person_id}/sources", headers=operator)
+    assert sources.status_code == 200
+    settled = await client.post(
+        f"/v1/review/{decision}",
+        json={"decision": "not_a_match", "note": f"{surname} {date_of_birth}"},
+        headers=operator,
+    )
+    assert settled.status_code == 200
+
     # A server error whose exception quotes the data that caused it (as database drivers do).
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError(f"no index for {surname} {forename} {identifiers['crn']}")
@@ -203,6 +232,11 @@ async def test_no_personal_data_or_secret_reaches_the_logs(
         ("GET", "/v1/persons/{person_id}", 200),
         ("GET", "/v1/status", 200),
         ("GET", "/v1/sources/{source}/status", 200),
+        ("GET", "/v1/review", 200),
+        ("POST", "/v1/review/{decision_id}", 200),
+        ("GET", "/v1/match-decisions/{decision_id}", 200),
+        ("POST", "/v1/match/explain", 200),
+        ("GET", "/v1/persons/{person_id}/sources", 200),
     } <= routes
     [error] = [line for line in logs.json_lines() if line["level"] == "error"]
     assert error["exc_type"] == "RuntimeError"
