@@ -39,10 +39,7 @@ def get_person(
     person = persons_repo.get(session, person_id)
     if person is None:
         raise NotFound("no person with that id")
-    if person.merged_into_id is not None:
-        survivor = matching_repo.survivor_of(session, person.id)
-        target = survivor.id if survivor is not None else person.merged_into_id
-        raise Moved(f"merged into {target}", location=f"/v1/persons/{target}")
+    redirect_if_merged(session, person)
     view = _view(session, person)
     audit.record(
         session,
@@ -53,6 +50,15 @@ def get_person(
         now=now,
     )
     return view
+
+
+def redirect_if_merged(session: Session, person: Person, *, suffix: str = "") -> None:
+    """A merged person's reads answer with where the survivor is (Moved, 308)."""
+    if person.merged_into_id is None:
+        return
+    survivor = matching_repo.survivor_of(session, person.id)
+    target = survivor.id if survivor is not None else person.merged_into_id
+    raise Moved(f"merged into {target}", location=f"/v1/persons/{target}{suffix}")
 
 
 def find_persons(

@@ -26,6 +26,7 @@ from gateway.services import audit
 from gateway.services.clients import Principal
 from gateway.services.golden import SurvivorshipPolicy
 from gateway.services.ingest import change_row, person_snapshot, refresh_golden
+from gateway.services.persons import redirect_if_merged
 
 PENDING = "pending"
 
@@ -404,6 +405,7 @@ def linked_records(
     person = persons_repo.get(session, person_id)
     if person is None:
         raise NotFound("no person with that id")
+    redirect_if_merged(session, person, suffix="/sources")
     records = source_records_repo.list_for_person(session, person_id)
     decisions = matching_repo.decisions_for_records(session, (r.id for r in records))
     audit.record(

@@ -84,6 +84,9 @@ async def test_a_possible_match_is_reviewed_and_linked_over_http(
     moved = await client.get(f"/v1/persons/{second['person_id']}", headers=central)
     assert moved.status_code == 308
     assert moved.headers["location"] == f"/v1/persons/{first['person_id']}"
+    moved_sources = await client.get(f"/v1/persons/{second['person_id']}/sources", headers=central)
+    assert moved_sources.status_code == 308
+    assert moved_sources.headers["location"] == f"/v1/persons/{first['person_id']}/sources"
     sources = await client.get(f"/v1/persons/{first['person_id']}/sources", headers=central)
     assert sources.status_code == 200
     listed = {(r["source"], r["pinned"]) for r in sources.json()["items"]}
