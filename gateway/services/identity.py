@@ -107,6 +107,17 @@ class _Scored:
     source_record_id: uuid.UUID
 
 
+@dataclass
+class _Candidates:
+    """One record's scored candidates, by person."""
+
+    best: dict[uuid.UUID, _Scored] = field(default_factory=dict)
+    agree: set[uuid.UUID] = field(default_factory=set)
+    conflict: set[uuid.UUID] = field(default_factory=set)
+    ranked: list[tuple[uuid.UUID, _Scored]] = field(default_factory=list)
+    linkable: list[uuid.UUID] = field(default_factory=list)
+
+
 def _strong_conflict(a: MatchView, b: MatchView) -> bool:
     """Both hold a strong identifier of some kind, and the values differ."""
     return any(
@@ -193,40 +204,48 @@ class BatchResolver:
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def resolve(self, view: MatchView) -> Resolution:
-        """Decide which person a new record is (nothing is written yet)."""
+    def _candidates(self, view: MatchView, *, itself: uuid.UUID | None = None) -> _Candidates:
+        """Score every candidate record sharing a key with `view`; the best per person."""
         shared: Counter[uuid.UUID] = Counter()
         for key in match_keys(view):
             shared.update(self._by_key.get(key, ()))
             shared.update(self._batch_keys.get(key, ()))
-        best: dict[uuid.UUID, _Scored] = {}
-        agree: set[uuid.UUID] = set()
-        conflict: set[uuid.UUID] = set()
+        if itself is not None:
+            shared.pop(itself, None)  # its own earlier version is no evidence
+        found = _Candidates()
         model = self.matcher.model
         for record_id, _count in shared.most_common(self.matcher.max_candidates):
             known = self._known[record_id]
             person_id = self.person_of(known.person_id)
             pair = score(view, known.view, model)
             if pair.identifiers_conflict:
-                conflict.add(person_id)
+                found.conflict.add(person_id)
             if "twins" not in pair.guards and any(
                 kind in STRONG_IDENTIFIER_KINDS for kind in pair.identifiers_agree
             ):
-                agree.add(person_id)
-            held = best.get(person_id)
+                found.agree.add(person_id)
+            held = found.best.get(person_id)
             if held is None or pair.match_weight > held.score.match_weight:
-                best[person_id] = _Scored(pair, record_id)
+                found.best[person_id] = _Scored(pair, record_id)
+        for person_id in found.best:
+            if self._conflicts_with_golden(view, person_id):
+                found.conflict.add(person_id)
+        found.ranked = sorted(found.best.items(), key=lambda item: -item[1].score.match_weight)
+        found.linkable = [
+            person_id
+            for person_id, scored in found.ranked
+            if person_id not in found.conflict
+            and (scored.score.band is Band.LINK or person_id in found.agree)
+        ]
+        return found
+
+    def resolve(self, view: MatchView) -> Resolution:
+        """Decide which person a new record is (nothing is written yet)."""
+        found = self._candidates(view)
+        best, agree, conflict = found.best, found.agree, found.conflict
+        ranked, linkable = found.ranked, found.linkable
         if not best:
             return Resolution(person_id=None, explanation={"stage": "new", "candidates": []})
-        for person_id in best:
-            if self._conflicts_with_golden(view, person_id):
-                conflict.add(person_id)
-        ranked = sorted(best.items(), key=lambda item: -item[1].score.match_weight)
-        linkable = [
-            person_id
-            for person_id, scored in ranked
-            if person_id not in conflict and (scored.score.band is Band.LINK or person_id in agree)
-        ]
         explanation = self._explain(ranked, agree)
         if linkable:
             chosen = self._joinable(linkable)
@@ -266,6 +285,35 @@ class BatchResolver:
             candidate_person_id=ranked[0][0],
             match_weight=top.score.match_weight,
             explanation=explanation,
+        )
+
+    def resolve_update(
+        self, record_id: uuid.UUID, view: MatchView, *, person_id: uuid.UUID
+    ) -> Resolution | None:
+        """A changed record that now ties other persons strongly: merge them into its own.
+
+        An update can join persons but never splits one (that is a person's decision); None
+        when the change ties no one else.
+        """
+        self.lock([person_id])
+        own = self.person_of(person_id)
+        found = self._candidates(view, itself=record_id)
+        others = [candidate for candidate in found.linkable if candidate != own]
+        if not others or own in found.conflict:
+            return None
+        chosen = self._joinable([own, *others])
+        if len(chosen) == 1:
+            return None
+        survivor = min(chosen, key=self._age)
+        top = found.best[chosen[1]]
+        return Resolution(
+            person_id=survivor,
+            merge=[candidate for candidate in chosen if candidate != survivor],
+            method="merge",
+            band=Band.LINK.value,
+            candidate_person_id=chosen[1],
+            match_weight=top.score.match_weight,
+            explanation=self._explain(found.ranked, found.agree),
         )
 
     def _explain(
@@ -357,11 +405,19 @@ class BatchResolver:
             self.redirect[loser] = survivor
         self._golden_views.pop(survivor, None)
 
-    def rekey(self, record_id: uuid.UUID, view: MatchView) -> None:
-        """An existing record changed: its keys are replaced (its link stays as it is)."""
+    def rekey(self, record_id: uuid.UUID, view: MatchView, *, person_id: uuid.UUID) -> None:
+        """An existing record changed: later records compare against, and find, what it says now."""
         self._rekeyed.append(record_id)
+        self._known[record_id] = _Known(view, person_id)
+        keys = match_keys(view)
+        for key in keys:
+            self._batch_keys.setdefault(key, []).append(record_id)
         # The latest version's keys only, even if the batch held the record twice.
-        self._keys[record_id] = match_keys(view)
+        self._keys[record_id] = keys
+
+    def decided(self, record_id: uuid.UUID, resolution: Resolution, person_id: uuid.UUID) -> None:
+        """Keep a decision made about an existing record (a merge its update caused)."""
+        self._decisions.append((record_id, resolution, person_id))
 
     def finish(self) -> None:
         """Write the batch's keys and decisions; call after the source records are flushed."""

@@ -191,11 +191,13 @@ def _ingest(
     )
     persons_by_crn: dict[str, Person] = {}
     if resolver is not None:
+        # New records and changed ones (an update may tie its person to others).
         resolver.prefetch(
             [
                 views[item.index]
                 for item in accepted
                 if item.record.provenance.external_id not in existing
+                or existing[item.record.provenance.external_id].content_hash != item.digest
             ]
         )
     else:
@@ -257,9 +259,9 @@ def _ingest(
                     ],
                     is_new=False,
                 )
-            person = touched[stored.person_id].person
             if resolver is not None:
-                resolver.rekey(stored.id, views[item.index])
+                _rematch_updated(session, resolver, stored, views[item.index], touched, received_at)
+            person = touched[stored.person_id].person
             outcome = Outcome.UPDATED
         _apply_version(session, stored, item, adapter, received_at)
         touched[person.id].records[stored.id] = stored
@@ -414,6 +416,35 @@ def _resolve_new_record(
             resolver.merged(resolution.merge, person.id)
     resolver.added(record_id, view, person=person, resolution=resolution)
     return person
+
+
+def _rematch_updated(
+    session: Session,
+    resolver: BatchResolver,
+    stored: SourceRecord,
+    view: MatchView,
+    touched: dict[uuid.UUID, _Touched],
+    now: datetime,
+) -> None:
+    """A changed record is matched again: persons it now ties are merged into its own."""
+    resolution = (
+        None
+        if stored.pinned
+        else resolver.resolve_update(stored.id, view, person_id=stored.person_id)
+    )
+    if resolution is not None and resolution.person_id is not None:
+        survivor = resolver.persons[resolution.person_id]
+        merge_persons(
+            session,
+            survivor=survivor,
+            losers=[resolver.persons[loser] for loser in resolution.merge],
+            touched=touched,
+            now=now,
+        )
+        resolver.merged(resolution.merge, survivor.id)
+        resolver.decided(stored.id, resolution, survivor.id)
+    # The merge moved the record (the session keeps its person_id in step).
+    resolver.rekey(stored.id, view, person_id=stored.person_id)
 
 
 def merge_persons(

@@ -428,3 +428,55 @@ def test_a_record_sent_twice_in_one_batch_keeps_one_set_of_keys(db: Database) ->
         view_of(CaseRecord.model_validate(changed).person.model_dump(mode="json"))
     )
     assert sorted(keys) == sorted(expected)
+
+
+def test_an_update_that_ties_another_person_merges_them(db: Database) -> None:
+    left, right, _bridge = _two_persons_and_a_bridge()
+    push(db, [left])
+    push(db, [right])
+    survivor, loser = person_of(db, "crc-north", ext(left)), person_of(db, "crc-north", ext(right))
+    # The source learns the right-hand person's PNC, which is the left-hand one's.
+    learned = copy.deepcopy(right)
+    learned["person"]["identifiers"]["pnc"] = left["person"]["identifiers"]["pnc"]
+
+    result = push(db, [learned])
+
+    assert result.results[0].outcome is Outcome.UPDATED
+    assert result.results[0].person_id == survivor
+    assert set(clusters(db).values()) == {survivor}
+    merged = [c for c in changes(db) if c.type == "person.merged"]
+    assert merged and merged[-1].snapshot["merged_person_ids"] == [str(loser)]
+    assert decisions(db)[-1].method == "merge"
+
+
+def test_an_update_never_splits_and_a_pinned_record_is_not_rematched(db: Database) -> None:
+    left, right, _bridge = _two_persons_and_a_bridge()
+    push(db, [left, same_person_elsewhere(left)])
+    push(db, [right])
+    person = person_of(db, "crc-north", ext(left))
+    # Its details change beyond recognition: it stays where it is.
+    changed = copy.deepcopy(left)
+    changed["person"]["surname"] = "Madeupson"
+    changed["person"]["date_of_birth"] = "1999-09-09"
+    push(db, [changed])
+    assert person_of(db, "crc-north", ext(left)) == person
+
+    # A pinned record that comes to carry another person's identifier merges nothing.
+    record_id = db.read(
+        lambda s: s.scalar(select(SourceRecord.id).where(SourceRecord.external_id == ext(right)))
+    )
+    db.write(
+        lambda s: review.link_record(
+            s,
+            person_of(db, "crc-north", ext(right)),
+            source_record_id=record_id,
+            note=None,
+            principal=None,
+            policy=DEFAULT_POLICY,
+            now=utcnow(),
+        )
+    )
+    pinned = copy.deepcopy(right)
+    pinned["person"]["identifiers"]["pnc"] = left["person"]["identifiers"]["pnc"]
+    push(db, [pinned])
+    assert person_of(db, "crc-north", ext(right)) != person
