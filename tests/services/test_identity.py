@@ -445,7 +445,8 @@ def test_an_update_that_ties_another_person_merges_them(db: Database) -> None:
     assert result.results[0].person_id == survivor
     assert set(clusters(db).values()) == {survivor}
     merged = [c for c in changes(db) if c.type == "person.merged"]
-    assert merged and merged[-1].snapshot["merged_person_ids"] == [str(loser)]
+    assert merged
+    assert merged[-1].snapshot["merged_person_ids"] == [str(loser)]
     assert decisions(db)[-1].method == "merge"
 
 

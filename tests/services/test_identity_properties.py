@@ -132,6 +132,28 @@ def test_two_orders_give_clusterings_that_agree(
         assert evaluation.pairwise(clusters, truth).precision >= 0.999
 
 
+def bridges(db: Database, keys: Sequence[tuple[str, str]]) -> list[Item]:
+    """New canonical records, each a copy of one of these records' persons, identifiers and all:
+    an automatic pass that ties every person those records are in."""
+    adapter = next(iter(_canonical_adapter()))
+    items = []
+    for source, external_id in keys:
+        person = db.read(
+            lambda s, source=source, external_id=external_id: s.scalar(
+                select(SourceRecord.canonical["person"]).where(
+                    SourceRecord.source == source, SourceRecord.external_id == external_id
+                )
+            )
+        )
+        data = {"provenance": {"external_id": f"bridge-{uuid.uuid4().hex[:10]}"}, "person": person}
+        items.append(Item("crc-bridge", adapter, RawRecord(data=data, external_id=None)))
+    return items
+
+
+def _canonical_adapter() -> list[Adapter[Any]]:
+    return [SourceRegistry(registry.discover(), Settings()).canonical]
+
+
 @PROPERTY_SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
 def test_identical_resends_never_change_a_cluster(
@@ -200,9 +222,12 @@ def test_a_human_decision_survives_later_automatic_passes(
             )
             together = (left, right)
 
-        # Later automatic passes: the rest of the data, then all of it again.
+        # Later automatic passes: the rest of the data, all of it again, and new records that
+        # copy both sides of the decision (each ties the persons the human decided about).
         ingest_in_batches(db, order[cut:], 100)
         ingest_in_batches(db, order, 300)
+        decided = [key for pair in (together, apart) if pair is not None for key in pair]
+        ingest_in_batches(db, bridges(db, decided), 10)
 
         after = clustering(db)
         if together is not None:
