@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, TypeVar
 
 import orjson
@@ -94,6 +95,15 @@ class Database:
         self._write = sessionmaker(
             bind=engine.execution_options(gateway_write=True), expire_on_commit=False
         )
+        self._commit_listeners: list[Callable[[], None]] = []
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (from the committing thread) after a commit that published changes."""
+        self._commit_listeners.append(listener)
+
+    def remove_commit_listener(self, listener: Callable[[], None]) -> None:
+        with suppress(ValueError):
+            self._commit_listeners.remove(listener)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -118,6 +128,9 @@ class Database:
                 try:
                     result = work(session)
                     session.commit()
+                    if session.info.pop("feed_published", False):
+                        for listener in list(self._commit_listeners):
+                            listener()
                     return result
                 except DBAPIError as error:
                     session.rollback()

@@ -80,6 +80,12 @@ class IdempotencyKeyInFlight(Conflict):
     title = "A request with this Idempotency-Key is still being processed"
 
 
+class Gone(GatewayError):
+    status = 410
+    slug = "gone"
+    title = "No longer available"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     slug = "payload-too-large"

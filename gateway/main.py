@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,11 +16,23 @@ from adapters import registry
 from gateway import __version__
 from gateway.api import openapi, problems
 from gateway.api.health import router as health_router
+from gateway.api.metrics import router as metrics_router
 from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from gateway.api.v1 import changes, clients, identity, persons, quarantine, records, status
+from gateway.api.v1 import (
+    changes,
+    clients,
+    identity,
+    persons,
+    quarantine,
+    records,
+    status,
+    subscriptions,
+)
 from gateway.db import Database
 from gateway.models import utcnow
-from gateway.services import idempotency, polling
+from gateway.services import idempotency, polling, retention
+from gateway.services.delivery import DeliveryWorker
+from gateway.services.feed_signal import FeedSignal
 from gateway.services.identity import Matcher
 from gateway.services.sources import SourceRegistry
 from gateway.settings import Settings, get_settings
@@ -51,26 +64,82 @@ async def purge_idempotency_keys(database: Database, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def purge_past_retention(database: Database, settings: Settings) -> None:
+    """Delete delivered outbox rows, and changes past the feed's retention, now and then."""
+    while True:
+        try:
+            purged = await run_in_threadpool(
+                lambda: database.write(
+                    lambda session: retention.purge(session, settings=settings, now=utcnow())
+                )
+            )
+            if purged.changes or purged.deliveries:
+                log.info(
+                    "purged past retention",
+                    extra={"changes": purged.changes, "deliveries": purged.deliveries},
+                )
+        except SQLAlchemyError:
+            log.warning("retention purge failed; will retry", exc_info=True)
+        await asyncio.sleep(settings.feed.purge_interval_seconds)
+
+
+@asynccontextmanager
+async def background_tasks(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run coroutines as tasks for the duration of the block; cancel them after it."""
+    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     owns_db = db is None
     database = db or Database.from_settings(settings)
 
+    signal = FeedSignal()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        purger = asyncio.create_task(
-            purge_idempotency_keys(database, settings.idempotency.purge_interval_seconds)
+        signal.bind(asyncio.get_running_loop())
+        database.add_commit_listener(signal.notify_threadsafe)
+        stop = asyncio.Event()
+        worker = (
+            DeliveryWorker(
+                database, settings.webhooks, policy=_app.state.matcher.policy, signal=signal
+            )
+            if settings.webhooks.worker_enabled
+            else None
         )
+        _app.state.delivery_worker = worker
+        tasks = [
+            purge_idempotency_keys(database, settings.idempotency.purge_interval_seconds),
+            purge_past_retention(database, settings),
+            signal.watch(database, settings.feed.head_check_seconds),
+        ]
+        delivering = asyncio.create_task(worker.run(stop)) if worker is not None else None
         try:
-            async with polling.background_polling(
-                database, _app.state.sources.polled(), matcher=_app.state.matcher
-            ) as poller:
+            async with (
+                background_tasks(*tasks),
+                polling.background_polling(
+                    database, _app.state.sources.polled(), matcher=_app.state.matcher
+                ) as poller,
+            ):
                 _app.state.poller = poller
                 yield
         finally:
-            purger.cancel()
-            with suppress(asyncio.CancelledError):
-                await purger
+            stop.set()
+            if delivering is not None and worker is not None:
+                # Let deliveries in flight finish and be recorded; a cut-off one is re-sent.
+                with suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(delivering, settings.webhooks.timeout_seconds + 5)
+                await worker.aclose()
+            database.remove_commit_listener(signal.notify_threadsafe)
             if owns_db:
                 database.dispose()
 
@@ -85,6 +154,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.feed_signal = signal
     app.state.sources = SourceRegistry(registry.discover(), settings)
     # A broken model file or survivorship setting stops start-up, naming the problem.
     app.state.matcher = Matcher.from_settings(settings)
@@ -97,6 +167,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
-    for module in (records, changes, persons, identity, status, clients, quarantine):
+    app.include_router(metrics_router)
+    for module in (
+        records,
+        changes,
+        persons,
+        identity,
+        status,
+        clients,
+        quarantine,
+        subscriptions,
+    ):
         app.include_router(module.router)
     return app

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/gateway.db"
@@ -125,6 +125,100 @@ class MatchingSettings(BaseModel):
     )
 
 
+class FeedSettings(BaseModel):
+    """The change feed: long polling and how long changes are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_wait_seconds: float = Field(
+        30, ge=0, le=30, description="Longest `wait=` a reader may ask for."
+    )
+    head_check_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        description="How often waiting readers' replica looks for changes other replicas wrote.",
+    )
+    max_waiters: int = Field(
+        500, ge=0, description="Readers one replica holds waiting at once; more are answered now."
+    )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Changes older than this are purged (never one still owed to a subscriber); "
+        "None keeps every change.",
+    )
+    purge_interval_seconds: float = Field(3600, gt=0)
+
+
+def _default_schedule() -> list[float]:
+    # Standard Webhooks' published schedule, extended to about three days.
+    minute, hour = 60.0, 3600.0
+    return [
+        5.0,
+        5 * minute,
+        30 * minute,
+        2 * hour,
+        5 * hour,
+        10 * hour,
+        10 * hour,
+        10 * hour,
+        10 * hour,
+        10 * hour,
+        15 * hour,
+    ]
+
+
+class WebhookSettings(BaseModel):
+    """Delivering changes to subscribers: where to, how hard to try, and the worker's pace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts a subscription URL may name: exact names or `*.domain`; empty allows "
+        "no subscription at all.",
+    )
+    require_https: bool = Field(True, description="Refuse http:// subscription URLs.")
+    retry_schedule_seconds: list[float] = Field(
+        default_factory=_default_schedule,
+        min_length=1,
+        max_length=50,
+        description="Wait before each retry; after the last one fails the event is dead-lettered.",
+    )
+    jitter: float = Field(
+        0.1, ge=0, le=0.5, description="Each wait is spread by up to this fraction either way."
+    )
+    timeout_seconds: float = Field(15, gt=0, le=120, description="Per delivery attempt.")
+    lease_seconds: float = Field(
+        120,
+        gt=0,
+        description="A claimed delivery not reported by then is claimed again (a dead worker).",
+    )
+    worker_enabled: bool = Field(True, description="Deliver from inside the service process.")
+    idle_seconds: float = Field(
+        0.5, gt=0, le=60, description="How often an idle worker looks for due deliveries."
+    )
+    batch_size: int = Field(
+        50, ge=1, le=1000, description="Deliveries claimed at once (at most `concurrency`)."
+    )
+    concurrency: int = Field(10, ge=1, le=200, description="Deliveries in flight per worker.")
+    max_response_bytes: int = Field(
+        64 * 1024, ge=1024, description="Larger receiver answers are not read for write-back."
+    )
+    delivered_retention_days: int = Field(
+        7, ge=1, description="Delivered outbox rows are purged after this many days."
+    )
+    max_subscriptions: int = Field(50, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> WebhookSettings:
+        # A claim must outlive the attempt and its recording, or a second worker sends it too.
+        if self.lease_seconds < 2 * self.timeout_seconds:
+            raise ValueError("lease_seconds must be at least twice timeout_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings; nested sections use `__`, e.g. GATEWAY_LIMITS__MAX_BODY_BYTES."""
 
@@ -138,6 +232,8 @@ class Settings(BaseSettings):
     idempotency: IdempotencySettings = IdempotencySettings()
     matching: MatchingSettings = MatchingSettings()
     survivorship: SurvivorshipSettings = SurvivorshipSettings()
+    feed: FeedSettings = FeedSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict, description="Sources by name (GATEWAY_SOURCES as JSON)."
     )

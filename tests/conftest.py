@@ -69,7 +69,7 @@ def empty_all_tables(database: Database) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name != FeedHead.__tablename__:
                 connection.execute(delete(table))
-        connection.execute(update(FeedHead).values(seq=0))
+        connection.execute(update(FeedHead).values(seq=0, purged_through=0))
 
 
 @pytest.fixture

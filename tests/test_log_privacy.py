@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.db import Database
 from gateway.logs import configure_logging
 from gateway.services import persons as persons_service
 from gateway.services.clients import Role
@@ -295,3 +296,86 @@ def test_the_json_formatter_keeps_only_the_type_of_an_exception(logs: CapturedLo
     assert line["exc_type"] == "ValueError"
     assert line["level"] == "error"
     assert "Quillfeatherstone" not in logs.stderr
+
+
+@pytest.mark.anyio
+async def test_webhook_delivery_and_write_back_log_nothing_personal_or_secret(
+    logs: CapturedLogs, client: httpx.AsyncClient, make_key: KeyMaker, db: Database
+) -> None:
+    import respx
+
+    from gateway.models import utcnow
+    from gateway.services import webhooks
+    from gateway.services.delivery import DeliveryWorker
+    from gateway.services.golden import DEFAULT_POLICY
+    from gateway.settings import WebhookSettings
+    from tests.builders import random_crn
+
+    surname, date_of_birth = "Wolstenholme-Quaye", "1958-11-30"
+    identifiers = make_identifiers()
+    assigned, refused = random_crn(), random_crn()
+    settings = WebhookSettings(
+        allowed_hosts=["central.test"], retry_schedule_seconds=[0, 0], jitter=0
+    )
+    created = db.write(
+        lambda session: webhooks.create_subscription(
+            session,
+            name="central",
+            url="https://central.test/hooks?token=query-canary",
+            event_types=[],
+            sources=[],
+            secret=None,
+            client_id=None,
+            settings=settings,
+            principal=None,
+            now=utcnow(),
+        )
+    )
+    canaries = {
+        "surname": surname,
+        "date of birth": date_of_birth,
+        "CRN": identifiers["crn"],
+        "PNC": identifiers["pnc"],
+        "assigned CRN": assigned,
+        "refused CRN": refused,
+        "webhook secret": created.secret.removeprefix("whsec_"),
+        "URL query": "query-canary",
+    }
+    source = bearer(make_key(Role.SOURCE, source=SOURCE))
+    records = [
+        make_case_record(
+            person={"surname": surname, "date_of_birth": date_of_birth, "identifiers": identifiers}
+        ),
+        make_case_record(),
+        make_case_record(),
+    ]
+    pushed = await client.post(RECORDS, json={"records": records}, headers=source)
+    person_ids = [result["person_id"] for result in pushed.json()["results"]]
+    answers = iter(
+        [
+            httpx.Response(200, json={"crn": assigned}),
+            httpx.Response(500, text=f"internal error for {surname}"),
+            httpx.Response(410, text=surname),
+        ]
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, httpx.Response(503, json={"crn": refused, "surname": surname}))
+
+    worker = DeliveryWorker(db, settings, policy=DEFAULT_POLICY)
+    with respx.mock() as mock:
+        mock.post(url__startswith="https://central.test/hooks").mock(side_effect=answer)
+        for _ in range(4):
+            await worker.run_once()
+    await worker.aclose()
+    central = bearer(make_key(Role.CENTRAL))
+    # A malformed CRN quoting a surname is refused without either reaching the logs.
+    put = await client.put(
+        f"/v1/persons/{person_ids[1]}/identifiers", json={"crn": surname}, headers=central
+    )
+    assert put.status_code == 422
+    written = await client.put(
+        f"/v1/persons/{person_ids[2]}/identifiers", json={"crn": random_crn()}, headers=central
+    )
+    assert written.status_code == 200
+    assert_no_canary(logs, canaries)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Importing a command module registers its commands.
-from gateway.cli import clients, generate, imports, matcher, poll, server  # noqa: F401
+from gateway.cli import clients, generate, imports, matcher, poll, server, worker  # noqa: F401
 from gateway.cli.app import app
 from gateway.cli.server import render_openapi
 

@@ -11,6 +11,7 @@ from gateway.models.person import Case, Person
 from gateway.models.source_record import RejectedRecord, SourceRecord, SourceRecordVersion
 from gateway.models.source_state import SourceState
 from gateway.models.source_stats import SourceStats
+from gateway.models.subscription import Delivery, DeliveryStatus, Subscription
 
 __all__ = [
     "ApiClient",
@@ -19,6 +20,8 @@ __all__ = [
     "Base",
     "Case",
     "Change",
+    "Delivery",
+    "DeliveryStatus",
     "FeedHead",
     "IdempotencyKey",
     "Import",
@@ -31,5 +34,6 @@ __all__ = [
     "SourceRecordVersion",
     "SourceState",
     "SourceStats",
+    "Subscription",
     "utcnow",
 ]

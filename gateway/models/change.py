@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Uuid
+from sqlalchemy import BigInteger, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.models.base import Base, JSONDocument, UTCDateTime
@@ -23,6 +23,8 @@ class FeedHead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
+    # Changes up to this number have been purged under the retention policy.
+    purged_through: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class Change(Base):
@@ -39,3 +41,12 @@ class Change(Base):
     source_record_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     schema_version: Mapped[int] = mapped_column(Integer)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    # Who caused a change that did not come from a source (a write-back, an operator): that
+    # system is not sent its own change back.
+    origin_client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    origin_subscription_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+    __table_args__ = (
+        Index("ix_changes_type_seq", "type", "seq"),
+        Index("ix_changes_source_seq", "source", "seq"),
+    )

@@ -35,6 +35,9 @@ class Person(Base):
     # Set when the person was merged into another: reads of this id redirect to the survivor.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
     merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Identifiers the central system assigned ({"crn": {"value", "assigned_at", "by"}}): they
+    # outrank every source's value whenever the golden record is rebuilt.
+    assigned_identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
 class Case(Base):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import Change, FeedHead
@@ -37,10 +39,67 @@ def append(session: Session, changes: list[dict[str, Any]]) -> list[int]:
     return [row["seq"] for row in rows]
 
 
-def page(session: Session, *, after: int, limit: int) -> Sequence[Change]:
-    return session.scalars(
-        select(Change).where(Change.seq > after).order_by(Change.seq).limit(limit)
-    ).all()
+def page(
+    session: Session,
+    *,
+    after: int,
+    limit: int,
+    types: Collection[str] = (),
+    sources: Collection[str] = (),
+    exclude_origin_client: uuid.UUID | None = None,
+) -> Sequence[Change]:
+    statement = select(Change).where(Change.seq > after)
+    if types:
+        statement = statement.where(Change.type.in_(sorted(types)))
+    if sources:
+        statement = statement.where(Change.source.in_(sorted(sources)))
+    if exclude_origin_client is not None:
+        statement = statement.where(
+            or_(Change.origin_client_id.is_(None), Change.origin_client_id != exclude_origin_client)
+        )
+    return session.scalars(statement.order_by(Change.seq).limit(limit)).all()
+
+
+def purged_through(session: Session) -> int:
+    value = session.scalar(select(FeedHead.purged_through).where(FeedHead.id == FEED_HEAD_ID))
+    return int(value or 0)
+
+
+def mark_purged(session: Session, seq: int) -> None:
+    session.execute(
+        update(FeedHead)
+        .where(FeedHead.id == FEED_HEAD_ID, FeedHead.purged_through < seq)
+        .values(purged_through=seq)
+    )
+
+
+def head_seq(session: Session) -> int:
+    """The last sequence number handed out (every change up to it is committed)."""
+    return int(session.scalar(select(FeedHead.seq).where(FeedHead.id == FEED_HEAD_ID)) or 0)
+
+
+def oldest(session: Session) -> tuple[int, Any] | None:
+    """The first change still held, and when it happened."""
+    row = session.execute(
+        select(Change.seq, Change.occurred_at).order_by(Change.seq).limit(1)
+    ).first()
+    return (int(row[0]), row[1]) if row else None
+
+
+def purgeable_through(session: Session, *, before: datetime, below_seq: int | None) -> int | None:
+    """The last change older than `before` (and below `below_seq`): purge up to it."""
+    statement = select(func.max(Change.seq)).where(Change.occurred_at < before)
+    if below_seq is not None:
+        statement = statement.where(Change.seq < below_seq)
+    value = session.scalar(statement)
+    return int(value) if value is not None else None
+
+
+def purge_through(session: Session, seq: int) -> int:
+    """Delete every change up to `seq`; returns how many."""
+    result = session.execute(delete(Change).where(Change.seq <= seq))
+    mark_purged(session, seq)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def head(session: Session) -> tuple[int, int]:

@@ -44,3 +44,7 @@ def revoke_by_name(session: Session, name: str, *, at: datetime) -> int:
         .values(revoked_at=at)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def get(session: Session, client_id: uuid.UUID) -> ApiClient | None:
+    return session.get(ApiClient, client_id)

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 from adapters.base import Adapter, FieldError, RawRecord, RecordRejected
 from gateway.matching import MatchView, view_of
 from gateway.models import Case, Person, RejectedRecord, SourceRecord, SourceRecordVersion
-from gateway.repositories import changes as changes_repo
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
 from gateway.repositories import source_records as source_records_repo
 from gateway.repositories import source_stats as stats_repo
-from gateway.services import audit
+from gateway.repositories import subscriptions as subscriptions_repo
+from gateway.services import audit, changes
 from gateway.services.clients import Principal
 from gateway.services.golden import LinkedRecord, SurvivorshipPolicy, build_golden
 from gateway.services.identity import BatchResolver, Matcher, default_matcher
@@ -280,7 +280,9 @@ def _ingest(
         resolver.finish()
         share = resolver.prefetch_seconds / len(match_seconds) if match_seconds else 0.0
         match_seconds = [seconds + share for seconds in match_seconds]
-    person_events = _refresh_golden_records(session, touched, received_at, matcher.policy)
+    person_events = _refresh_golden_records(
+        session, touched, received_at, matcher.policy, source=source
+    )
     done = [result for result in results if result is not None]
     if resolver is not None:
         for result in done:
@@ -292,7 +294,7 @@ def _ingest(
     )
     _audit(session, batch, touched, principal, received_at)
     # Last: appending takes the feed-head lock, which is held until commit.
-    changes_repo.append(session, person_events)
+    changes.publish(session, person_events, now=received_at)
     return batch
 
 
@@ -461,8 +463,17 @@ def merge_persons(
     matching_repo.move_person_records(
         session, from_person_ids=[loser.id for loser in losers], to_person_id=survivor.id
     )
+    subscriptions_repo.rehome_undelivered(
+        session, from_person_ids=[loser.id for loser in losers], to_person_id=survivor.id
+    )
     entry = touched.setdefault(survivor.id, _Touched(person=survivor, is_new=False))
     for loser in losers:
+        # Identifiers the central system assigned follow the person; the survivor's own win.
+        if loser.assigned_identifiers:
+            survivor.assigned_identifiers = {
+                **loser.assigned_identifiers,
+                **(survivor.assigned_identifiers or {}),
+            }
         loser.merged_into_id = survivor.id
         loser.merged_at = now
         loser.updated_at = now
@@ -562,6 +573,8 @@ def _refresh_golden_records(
     touched: dict[uuid.UUID, _Touched],
     now: datetime,
     policy: SurvivorshipPolicy,
+    *,
+    source: str,
 ) -> list[dict[str, Any]]:
     """Rebuild each touched person's golden record; returns the batch's change rows in order."""
     # A new person's records are all in this batch; an existing one's are in the database too.
@@ -592,6 +605,7 @@ def _refresh_golden_records(
                     "person.merged",
                     now,
                     person_id=person.id,
+                    source=source,
                     snapshot={
                         **person_snapshot(person),
                         "merged_person_ids": [str(loser) for loser in entry.merged_ids],
@@ -608,6 +622,7 @@ def _refresh_golden_records(
                     "person.created" if entry.is_new else "person.updated",
                     now,
                     person_id=person.id,
+                    source=source,
                     snapshot=person_snapshot(person),
                 )
             )
@@ -631,6 +646,14 @@ def refresh_golden(
         ),
         policy,
     )
+    # Identifiers the central system assigned outrank whatever the sources say.
+    for kind, assigned in (person.assigned_identifiers or {}).items():
+        golden.person["identifiers"][kind] = assigned["value"]
+        golden.provenance[f"identifiers.{kind}"] = {
+            "source": ASSIGNED_SOURCE,
+            "external_id": assigned["by"],
+            "received_at": assigned["assigned_at"],
+        }
     # A re-send that changes nothing of the person (only when it was received) is no change.
     if golden.person == person.record:
         return False
@@ -643,6 +666,10 @@ def refresh_golden(
     person.noms = identifiers["noms"]
     person.nino = identifiers["nino"]
     return True
+
+
+#: The provenance `source` of an identifier the central system assigned.
+ASSIGNED_SOURCE = "central"
 
 
 def person_snapshot(person: Person) -> dict[str, Any]:
@@ -662,16 +689,22 @@ def change_row(
     snapshot: dict[str, Any],
     case_id: uuid.UUID | None = None,
     stored: SourceRecord | None = None,
+    source: str | None = None,
+    origin_client_id: uuid.UUID | None = None,
+    origin_subscription_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
+    """A change-log row; `source` is the source whose record caused it, if one did."""
     return {
         "type": change_type,
         "occurred_at": now,
         "person_id": person_id,
         "case_id": case_id,
-        "source": stored.source if stored else None,
+        "source": stored.source if stored else source,
         "source_record_id": stored.id if stored else None,
         "schema_version": SCHEMA_VERSION,
         "snapshot": snapshot,
+        "origin_client_id": origin_client_id,
+        "origin_subscription_id": origin_subscription_id,
     }
 
 

@@ -52,6 +52,15 @@ def get_person(
     return view
 
 
+def get_person_for_update(session: Session, person_id: uuid.UUID, *, suffix: str = "") -> Person:
+    """The person about to be changed; a merged one answers with where the survivor is."""
+    person = persons_repo.get(session, person_id)
+    if person is None:
+        raise NotFound("no person with that id")
+    redirect_if_merged(session, person, suffix=suffix)
+    return person
+
+
 def redirect_if_merged(session: Session, person: Person, *, suffix: str = "") -> None:
     """A merged person's reads answer with where the survivor is (Moved, 308)."""
     if person.merged_into_id is None:

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.matching import MatchModel, PairScore, score, view_of
 from gateway.models import MatchDecision, Person, SourceRecord
-from gateway.repositories import changes as changes_repo
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
 from gateway.repositories import source_records as source_records_repo
-from gateway.services import audit
+from gateway.repositories import subscriptions as subscriptions_repo
+from gateway.services import audit, changes
 from gateway.services.clients import Principal
 from gateway.services.golden import SurvivorshipPolicy
 from gateway.services.ingest import change_row, person_snapshot, refresh_golden
@@ -162,7 +162,7 @@ class _Work:
         )
 
     def finish(self) -> None:
-        changes_repo.append(self.session, self.events)
+        changes.publish(self.session, self.events, now=self.now)
 
 
 def _human_decision(
@@ -219,6 +219,9 @@ def _move_record(work: _Work, record: SourceRecord, target: Person) -> None:
         return
     old.merged_into_id = target.id
     old.merged_at = work.now
+    subscriptions_repo.rehome_undelivered(
+        work.session, from_person_ids=[old.id], to_person_id=target.id
+    )
     old.version += 1
     old.updated_at = work.now
     work.refresh(target, event="person.merged", merged_person_ids=[str(old.id)])

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from gateway.models import SourceState, SourceStats
+from gateway.models import SourceState, SourceStats, Subscription, utcnow
 from gateway.repositories import changes as changes_repo
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import source_state as state_repo
 from gateway.repositories import source_stats as stats_repo
+from gateway.repositories import subscriptions as subscriptions_repo
 from gateway.services.changes import encode_cursor
 from gateway.services.clients import validate_source_name
 
@@ -97,10 +99,65 @@ class IdentityStatus:
 
 
 @dataclass(frozen=True)
+class SubscriptionStatus:
+    """How far behind a subscriber is: what it is owed, since when, and how delivery goes."""
+
+    subscription_id: uuid.UUID
+    name: str
+    active: bool
+    disabled_reason: str | None
+    backlog: int
+    due: int
+    dead_letters: int
+    oldest_undelivered_at: datetime | None
+    lag_seconds: float
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(
+        cls, subscription: Subscription, backlog: subscriptions_repo.Backlog | None, now: datetime
+    ) -> SubscriptionStatus:
+        backlog = backlog or subscriptions_repo.Backlog(0, 0, None, 0)
+        oldest = backlog.oldest_pending_at
+        return cls(
+            subscription_id=subscription.id,
+            name=subscription.name,
+            active=subscription.active,
+            disabled_reason=subscription.disabled_reason,
+            backlog=backlog.pending,
+            due=backlog.due,
+            dead_letters=backlog.dead,
+            oldest_undelivered_at=oldest,
+            lag_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+            last_success_at=subscription.last_success_at,
+            last_failure_at=subscription.last_failure_at,
+            last_error=subscription.last_error,
+        )
+
+
+@dataclass(frozen=True)
 class GatewayStatus:
     sources: Sequence[SourceStatus]
     feed: FeedStatus
     identity: IdentityStatus
+    subscriptions: Sequence[SubscriptionStatus]
+
+
+def subscription_statuses(session: Session, *, now: datetime) -> list[SubscriptionStatus]:
+    backlogs = subscriptions_repo.backlogs(session, now=now)
+    return [
+        SubscriptionStatus.of(subscription, backlogs.get(subscription.id), now)
+        for subscription in subscriptions_repo.list_all(session)
+    ]
+
+
+def subscription_status(
+    session: Session, subscription: Subscription, *, now: datetime
+) -> SubscriptionStatus:
+    backlogs = subscriptions_repo.backlogs(session, now=now)
+    return SubscriptionStatus.of(subscription, backlogs.get(subscription.id), now)
 
 
 def feed_status(session: Session) -> FeedStatus:
@@ -113,7 +170,9 @@ def feed_status(session: Session) -> FeedStatus:
     )
 
 
-def gateway_status(session: Session, *, polled: Collection[str] = ()) -> GatewayStatus:
+def gateway_status(
+    session: Session, *, polled: Collection[str] = (), now: datetime | None = None
+) -> GatewayStatus:
     """Every source that sent something, and every polled source even before it has."""
     stats = {row.source: row for row in stats_repo.list_all(session)}
     states = {row.source: row for row in state_repo.list_all(session)}
@@ -128,6 +187,7 @@ def gateway_status(session: Session, *, polled: Collection[str] = ()) -> Gateway
             review_pending=matching_repo.count_pending(session),
             oldest_pending_at=matching_repo.oldest_pending_at(session),
         ),
+        subscriptions=subscription_statuses(session, now=now or utcnow()),
     )
 
 

@@ -122,6 +122,29 @@ MATRIX: dict[tuple[str, str], Rule] = {
         404,
         lambda: {"json": {"source_record_ids": [str(uuid.uuid4())]}},
     ),
+    # The matrix's app allows no webhook host: 422 shows an admin got as far as the URL check.
+    ("POST", "/v1/subscriptions"): Rule(
+        frozenset({ADMIN}),
+        422,
+        lambda: {"json": {"name": "matrix", "url": "https://central.example/hooks"}},
+    ),
+    ("GET", "/v1/subscriptions"): Rule(frozenset({OPERATOR, ADMIN}), 200),
+    # Random ids: 404 shows an allowed caller got as far as the lookup.
+    ("GET", "/v1/subscriptions/{subscription_id}"): Rule(frozenset({OPERATOR, ADMIN}), 404),
+    ("PATCH", "/v1/subscriptions/{subscription_id}"): Rule(
+        frozenset({ADMIN}), 404, lambda: {"json": {"active": False}}
+    ),
+    ("DELETE", "/v1/subscriptions/{subscription_id}"): Rule(frozenset({ADMIN}), 404),
+    ("GET", "/v1/subscriptions/{subscription_id}/dead-letters"): Rule(
+        frozenset({OPERATOR, ADMIN}), 404
+    ),
+    ("POST", "/v1/subscriptions/{subscription_id}/dead-letters/replay"): Rule(
+        frozenset({OPERATOR, ADMIN}), 404
+    ),
+    ("PUT", "/v1/persons/{person_id}/identifiers"): Rule(
+        frozenset({CENTRAL, ADMIN}), 404, lambda: {"json": {"crn": random_crn()}}
+    ),
+    ("GET", "/metrics"): Rule(frozenset({OPERATOR, ADMIN}), 200),
     ("GET", "/health/ready"): Rule(EVERY_CALLER, 200),
     ("GET", "/health/live"): Rule(EVERY_CALLER, 200, public=True),
 }
@@ -157,6 +180,7 @@ def concrete_path(template: str) -> str:
         client_id=uuid.uuid4(),
         import_id=uuid.uuid4(),
         decision_id=uuid.uuid4(),
+        subscription_id=uuid.uuid4(),
         record_id=987654321,
     )
 

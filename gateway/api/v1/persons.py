@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
-from gateway.api.deps import DatabaseDep, require
+from gateway.api.deps import DatabaseDep, MatcherDep, require
 from gateway.errors import InvalidRequest
 from gateway.models import utcnow
-from gateway.services import persons
+from gateway.services import persons, writeback
 from gateway.services.clients import Principal, Role
 from schemas import Case, Person
 
@@ -106,3 +107,43 @@ def find_persons(
         )
     )
     return PersonListOut(items=[PersonOut.from_view(view) for view in views])
+
+
+class IdentifiersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    crn: str = Field(max_length=32, description="The CRN the central case system assigned.")
+
+
+@router.put(
+    "/v1/persons/{person_id}/identifiers",
+    response_model=PersonOut,
+    summary="Store the CRN the central system assigned",
+    description="The CRN outranks every source's value on the golden record from now on. The "
+    "resulting person.updated is not sent back to the caller (in its feed or its subscription's "
+    "webhooks). The same CRN again changes nothing; one another person holds is a 409.",
+)
+def put_identifiers(
+    person_id: uuid.UUID,
+    body: IdentifiersIn,
+    db: DatabaseDep,
+    matcher: MatcherDep,
+    principal: Annotated[Principal, Depends(require(Role.CENTRAL))],
+) -> PersonOut:
+    crn = writeback.parse_crn(body.crn)
+
+    def work(session: Session) -> persons.PersonView:
+        now = utcnow()
+        person = persons.get_person_for_update(session, person_id, suffix="/identifiers")
+        writeback.assign_crn(
+            session,
+            person.id,
+            crn=crn,
+            policy=matcher.policy,
+            now=now,
+            principal=principal,
+            origin_client_id=principal.client_id,
+        )
+        return persons.get_person(session, person.id, principal=principal, now=now)
+
+    return PersonOut.from_view(db.write(work))

@@ -17,6 +17,7 @@ from gateway.api.deps import (
     require,
     require_source_access,
 )
+from gateway.api.v1.subscriptions import SubscriptionStatusOut
 from gateway.models import utcnow
 from gateway.services import polling, status
 from gateway.services.clients import Principal, Role
@@ -80,6 +81,9 @@ class GatewayStatusOut(BaseModel):
     sources: list[SourceStatusOut]
     feed: FeedStatusOut
     identity: IdentityStatusOut
+    subscriptions: list[SubscriptionStatusOut] = Field(
+        description="Per webhook subscriber: backlog, lag, last success and error, dead letters."
+    )
 
 
 def _polled(request: Request) -> frozenset[str]:
@@ -105,6 +109,7 @@ def gateway_status(
             review_pending=result.identity.review_pending,
             oldest_pending_at=result.identity.oldest_pending_at,
         ),
+        subscriptions=[SubscriptionStatusOut.model_validate(row) for row in result.subscriptions],
     )
 
 
