@@ -179,7 +179,7 @@ def read_page(
             "period passed); start again without a cursor after reloading persons"
         )
     # The head first: every change up to it is committed, so a later read sees all of them.
-    head, _ = changes_repo.head(session)
+    head = changes_repo.head_seq(session)
     if position > head:
         raise BadRequest("the cursor is ahead of this feed (was it issued by another gateway?)")
     rows = changes_repo.page(
