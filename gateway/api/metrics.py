@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -237,13 +238,15 @@ def _registry(app: FastAPI) -> CollectorRegistry:
         "process's webhook delivery counters. Scrape with an operator key as "
         "`Authorization: Bearer <key>`. Names, dates of birth and identifiers never appear."
     ),
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}}}}},
 )
 async def metrics(
     request: Request,
     _principal: Annotated[Principal, Depends(require(Role.OPERATOR))],
 ) -> Response:
     registry = _registry(request.app)
+    # The text format Prometheus asks for (OpenMetrics or the classic 0.0.4 text).
+    encode, media_type = choose_encoder(request.headers.get("accept", ""))
     # Collecting reads the database: keep it off the event loop.
-    body = await run_in_threadpool(generate_latest, registry)
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+    body = await run_in_threadpool(encode, registry)
+    return Response(content=body, headers={"content-type": media_type})

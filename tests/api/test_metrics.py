@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST, Metric
+from prometheus_client import Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
@@ -67,7 +68,7 @@ async def push(client: httpx.AsyncClient, key: str, *records: dict[str, Any]) ->
 async def scrape(client: httpx.AsyncClient, key: str) -> str:
     response = await client.get("/metrics", headers=bearer(key))
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert response.headers["content-type"] == CONTENT_TYPE_PLAIN_0_0_4
     return response.text
 
 
@@ -303,3 +304,19 @@ async def test_an_unreachable_database_fails_the_scrape(
     monkeypatch.setattr(metrics_api, "gateway_status", unreachable)
     body = assert_problem(await client.get("/metrics", headers=operator), 503)
     assert "database" in body["detail"]
+
+
+@pytest.mark.anyio
+async def test_a_scraper_that_asks_for_openmetrics_gets_it(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    response = await client.get(
+        "/metrics",
+        headers={
+            **bearer(make_key(Role.OPERATOR)),
+            "Accept": "application/openmetrics-text; version=1.0.0",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.rstrip().endswith("# EOF")
