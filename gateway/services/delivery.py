@@ -13,7 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -110,58 +111,96 @@ class DeliveryWorker:
         await self._client.aclose()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set: straight on while there is work, else wait for some."""
-        while not stop.is_set():
-            wake = self.signal.current() if self.signal else None
-            try:
-                round_ = await self.run_once()
-            except Exception:
-                # A background worker must outlive any one round: claims it held run out and
-                # are taken again.
-                log.exception("delivery round failed; will retry")
-                round_ = RoundResult(0, 0, 0)
-            if round_.claimed:
-                continue
-            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-            if wake is not None and self.signal is not None:
-                waits.append(asyncio.ensure_future(self.signal.wait(wake, 3600)))
-            _done, pending = await asyncio.wait(waits, timeout=self.settings.idle_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Deliver until `stop` is set, keeping up to `concurrency` deliveries in flight.
 
-    async def run_once(self) -> RoundResult:
-        """Claim what is due and deliver it, several at once; returns the counts."""
+        Free slots are filled as soon as they open, so one slow receiver holds only its own
+        slot. Outcomes are recorded by one recorder, several per transaction when they finish
+        together (on SQLite every transaction queues for the one write lock). On stop, the
+        deliveries in flight finish and are recorded first.
+        """
+        recorder = _Recorder(self)
+        recording = asyncio.create_task(recorder.run())
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                wake = self.signal.current() if self.signal else None
+                recorded = recorder.current()
+                free = self.settings.concurrency - len(in_flight)
+                attempts: list[Attempt] = []
+                if free > 0:
+                    try:
+                        attempts = await self._claim_due(limit=free)
+                    except Exception:
+                        # A background worker must outlive any failure: claims run out and
+                        # are taken again.
+                        log.exception("claiming deliveries failed; will retry")
+                    for attempt in attempts:
+                        task = asyncio.create_task(self._deliver(attempt, recorder))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                if attempts and len(in_flight) < self.settings.concurrency:
+                    continue  # more may be due at once
+                await self._idle(stop, wake, recorded)
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+            await recorder.drain()
+            recording.cancel()
+            with suppress(asyncio.CancelledError):
+                await recording
+
+    async def _idle(
+        self, stop: asyncio.Event, wake: asyncio.Event | None, recorded: asyncio.Event
+    ) -> None:
+        """Until stop, a commit that published changes, a recorded outcome, or the idle tick."""
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(recorded.wait()),
+        ]
+        if wake is not None and self.signal is not None:
+            waits.append(asyncio.ensure_future(self.signal.wait(wake, 3600)))
+        _done, pending = await asyncio.wait(
+            waits, timeout=self.settings.idle_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _deliver(self, attempt: Attempt, recorder: _Recorder) -> None:
+        outcome = await self._send(attempt)
+        await recorder.put(attempt, outcome)
+
+    async def _claim_due(self, *, limit: int) -> list[Attempt]:
         now = self.clock()
         # A read first: an idle worker should not take SQLite's write lock twice a second.
         due = await run_in_threadpool(
             self.database.read, lambda session: subscriptions_repo.has_due(session, now=now)
         )
         if not due:
-            return RoundResult(0, 0, 0)
-        attempts = await run_in_threadpool(self.database.write, lambda s: self._claim(s, now))
+            return []
+        return await run_in_threadpool(
+            self.database.write, lambda session: self._claim(session, now, limit=limit)
+        )
+
+    async def run_once(self) -> RoundResult:
+        """One round: claim what is due (up to `concurrency`), send it, record the outcomes."""
+        attempts = await self._claim_due(
+            limit=min(self.settings.batch_size, self.settings.concurrency)
+        )
         if not attempts:
             return RoundResult(0, 0, 0)
-        gate = asyncio.Semaphore(self.settings.concurrency)
-
-        async def one(attempt: Attempt) -> Result:
-            async with gate:
-                outcome = await self._send(attempt)
-            await run_in_threadpool(self._record_safely, attempt, outcome)
-            return outcome.result
-
-        results = await asyncio.gather(*(one(attempt) for attempt in attempts))
-        delivered = sum(1 for result in results if result is Result.DELIVERED)
+        outcomes = await asyncio.gather(*(self._send(attempt) for attempt in attempts))
+        done = list(zip(attempts, outcomes, strict=True))
+        await run_in_threadpool(self._record_safely, done)
+        delivered = sum(1 for outcome in outcomes if outcome.result is Result.DELIVERED)
         return RoundResult(len(attempts), delivered, len(attempts) - delivered)
 
-    def _claim(self, session: Session, now: datetime) -> list[Attempt]:
+    def _claim(self, session: Session, now: datetime, *, limit: int) -> list[Attempt]:
+        # Callers claim no more than they send at once: a claim waiting its turn would spend
+        # its lease.
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-        # No more than can be sent at once: a claim waiting its turn would spend its lease.
         claimed = subscriptions_repo.claim_due(
-            session,
-            now=now,
-            limit=min(self.settings.batch_size, self.settings.concurrency),
-            lease_until=lease_until,
+            session, now=now, limit=limit, lease_until=lease_until
         )
         if not claimed:
             return []
@@ -251,14 +290,31 @@ class DeliveryWorker:
         except orjson.JSONDecodeError:
             return None
 
-    def _record_safely(self, attempt: Attempt, outcome: Outcome) -> None:
+    def _record_safely(self, done: Sequence[tuple[Attempt, Outcome]]) -> None:
+        """Record outcomes in one transaction; one that cannot be recorded spoils no other."""
+        if not done:
+            return
+
+        def work(session: Session) -> None:
+            for attempt, outcome in done:
+                try:
+                    with session.begin_nested():
+                        self._record(session, attempt, outcome)
+                except DBAPIError:
+                    raise  # the whole transaction is rerun (or given up) by Database.write
+                except Exception:
+                    log.exception(
+                        "could not record a delivery outcome; it will be sent again",
+                        extra={"subscription_id": str(attempt.subscription_id), "seq": attempt.seq},
+                    )
+
         try:
-            self.database.write(lambda session: self._record(session, attempt, outcome))
+            self.database.write(work)
         except SQLAlchemyError:
-            # The lease runs out and the delivery is tried again: at-least-once, never lost.
+            # The leases run out and the deliveries are tried again: at-least-once, never lost.
             log.warning(
-                "could not record a delivery outcome; it will be sent again",
-                extra={"subscription_id": str(attempt.subscription_id), "seq": attempt.seq},
+                "could not record delivery outcomes; they will be sent again",
+                extra={"deliveries": len(done)},
                 exc_info=True,
             )
 
@@ -344,6 +400,41 @@ class DeliveryWorker:
         except GatewayError as error:
             return f"write-back refused: {error.slug}"
         return None
+
+
+class _Recorder:
+    """Records outcomes as deliveries finish, batching those that finish together."""
+
+    def __init__(self, worker: DeliveryWorker) -> None:
+        self.worker = worker
+        self.queue: asyncio.Queue[tuple[Attempt, Outcome]] = asyncio.Queue()
+        self._recorded = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        """Set when the next batch is recorded (a person's next change may be due then)."""
+        return self._recorded
+
+    async def put(self, attempt: Attempt, outcome: Outcome) -> None:
+        await self.queue.put((attempt, outcome))
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await run_in_threadpool(self.worker._record_safely, batch)
+            except Exception:
+                # Unrecorded deliveries are sent again when their leases run out.
+                log.exception("recording delivery outcomes failed")
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+                self._recorded.set()
+                self._recorded = asyncio.Event()
+
+    async def drain(self) -> None:
+        await self.queue.join()
 
 
 def _retry_after(value: str | None) -> float | None:

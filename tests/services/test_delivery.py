@@ -423,7 +423,7 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_claim(
     push(db, [make_case_record()])
     clock = Clock()
     slow_worker = make_worker(db, settings, clock)
-    attempts = db.write(lambda session: slow_worker._claim(session, clock.now))
+    attempts = db.write(lambda session: slow_worker._claim(session, clock.now, limit=10))
     assert len(attempts) == 1
     clock.advance(31)  # the slow worker's lease ran out; another worker delivers
     mock.post(URL).mock(return_value=httpx.Response(200))
@@ -431,7 +431,7 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_claim(
     from gateway.services.delivery import Outcome, Result
 
     # The slow worker comes back with a failure: it must not undo the delivery.
-    slow_worker._record_safely(attempts[0], Outcome(Result.FAILED, status=500, error="late"))
+    slow_worker._record_safely([(attempts[0], Outcome(Result.FAILED, status=500, error="late"))])
     assert [row.status for row in deliveries(db)] == ["delivered", "delivered"]
 
 
@@ -670,3 +670,70 @@ def test_a_lease_shorter_than_two_attempts_is_refused() -> None:
     with pytest.raises(ValidationError, match="lease_seconds"):
         WebhookSettings(timeout_seconds=30, lease_seconds=45)
     assert WebhookSettings(timeout_seconds=30, lease_seconds=60).lease_seconds == 60
+
+
+async def eventually(check: Callable[[], bool], *, within: float = 20) -> None:
+    """Wait for state another task changes; `within` is a safety net, not a timing claim."""
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 - the state is not ours to signal
+            await asyncio.sleep(0.01)
+
+
+def statuses(db: Database) -> list[str]:
+    return [row.status for row in deliveries(db)]
+
+
+@pytest.mark.anyio
+async def test_a_slow_receiver_for_one_person_holds_only_its_own_slot(
+    db: Database, mock: Any
+) -> None:
+    settings = hook_settings(concurrency=3, idle_seconds=0.05, timeout_seconds=30, lease_seconds=60)
+    subscribe(db, settings)
+    [slow] = push(db, [make_case_record()]).results
+    push(db, [make_case_record() for _ in range(4)])
+    release = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["data"]["person_id"] == str(slow.person_id):
+            await release.wait()
+        return httpx.Response(200)
+
+    mock.post(URL).mock(side_effect=answer)
+    worker = make_worker(db, settings)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    # Everyone else's changes go out while the slow person's first one is still in flight.
+    await eventually(lambda: statuses(db).count("delivered") == 8)
+    assert statuses(db).count("pending") == 2
+    release.set()
+    await eventually(lambda: statuses(db) == ["delivered"] * 10)
+    stop.set()
+    await running
+    await worker.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_worker_wakes_on_a_commit_rather_than_its_idle_tick(
+    db: Database, mock: Any
+) -> None:
+    from gateway.services.feed_signal import FeedSignal
+
+    # An idle tick longer than the safety net below: only the commit can wake the worker.
+    settings = hook_settings(idle_seconds=60)
+    subscribe(db, settings)
+    mock.post(URL).mock(return_value=httpx.Response(200))
+    signal = FeedSignal()
+    signal.bind(asyncio.get_running_loop())
+    db.add_commit_listener(signal.notify_threadsafe)
+    worker = DeliveryWorker(db, settings, policy=DEFAULT_POLICY, signal=signal)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.sleep(0.1)  # the worker found nothing and is idle
+        await asyncio.to_thread(push, db, [make_case_record()])
+        await eventually(lambda: statuses(db) == ["delivered", "delivered"], within=20)
+    finally:
+        stop.set()
+        await running
+        await worker.aclose()
+        db.remove_commit_listener(signal.notify_threadsafe)
