@@ -278,3 +278,22 @@ def as_raw_records(records: list[Any]) -> list[RawRecord]:
         )
         for index, record in enumerate(records)
     ]
+
+
+def ingest_records(db: Any, records: list[dict[str, Any]], *, source: str = "crc-north") -> Any:
+    """Store canonical records through the real ingest path, in one committed transaction."""
+    from adapters.base import AdapterConfig
+    from gateway.models import utcnow
+    from gateway.services import ingest
+
+    adapter = CanonicalAdapter(AdapterConfig())
+    return db.write(
+        lambda session: ingest.ingest_batch(
+            session,
+            source=source,
+            adapter=adapter,
+            raw_records=as_raw_records(list(records)),
+            principal=None,
+            received_at=utcnow(),
+        )
+    )

@@ -211,7 +211,7 @@ def create_subscription(
         updated_at=now,
     )
     subscriptions_repo.add(session, subscription)
-    _audit(session, principal, now, subscription, "created")
+    _audit(session, principal, now, subscription.id, {"action": "created"})
     return CreatedSubscription(subscription=subscription, secret=secret)
 
 
@@ -253,7 +253,7 @@ def update_subscription(
         subscription.disabled_reason = None if active else "disabled by an administrator"
         subscription.disabled_at = None if active else now
     subscription.updated_at = now
-    _audit(session, principal, now, subscription, "updated")
+    _audit(session, principal, now, subscription.id, {"action": "updated"})
     return subscription
 
 
@@ -262,7 +262,7 @@ def delete_subscription(
 ) -> None:
     """Remove a subscription and what is still queued for it (the feed keeps every change)."""
     subscription = get_subscription(session, subscription_id)
-    _audit(session, principal, now, subscription, "deleted")
+    _audit(session, principal, now, subscription.id, {"action": "deleted"})
     subscriptions_repo.remove(session, subscription_id)
 
 
@@ -279,15 +279,7 @@ def replay_dead_letters(
     replayed = subscriptions_repo.replay_dead(
         session, subscription_id, now=now, delivery_ids=delivery_ids
     )
-    audit.record(
-        session,
-        principal=principal,
-        action=audit.AuditAction.ADMINISTER,
-        resource="subscriptions",
-        person_ids=(),
-        now=now,
-        detail={"subscription_id": str(subscription_id), "replayed": replayed},
-    )
+    _audit(session, principal, now, subscription_id, {"replayed": replayed})
     return replayed
 
 
@@ -302,8 +294,8 @@ def _audit(
     session: Session,
     principal: Principal | None,
     now: datetime,
-    subscription: Subscription,
-    what: str,
+    subscription_id: uuid.UUID,
+    detail: dict[str, object],
 ) -> None:
     audit.record(
         session,
@@ -312,7 +304,7 @@ def _audit(
         resource="subscriptions",
         person_ids=(),
         now=now,
-        detail={"subscription_id": str(subscription.id), "action": what},
+        detail={"subscription_id": str(subscription_id), **detail},
     )
 
 

@@ -22,7 +22,7 @@ from gateway.services.clients import Role
 from gateway.services.feed_signal import FeedSignal
 from gateway.settings import FeedSettings, Settings, WebhookSettings
 from tests.api.conftest import assert_problem
-from tests.builders import make_case_record, random_crn
+from tests.builders import ingest_records, make_case_record, random_crn
 from tests.conftest import KeyMaker, bearer
 
 HOOK = "https://central.test/hooks"
@@ -323,9 +323,6 @@ async def test_a_long_poll_returns_as_soon_as_a_change_commits(
 async def test_a_long_poll_sees_a_change_another_replica_committed(
     live: httpx.AsyncClient, app: FastAPI, make_key: KeyMaker, settings: Settings
 ) -> None:
-    from gateway.services import ingest
-    from tests.builders import as_raw_records
-    from tests.services.test_delivery import ADAPTER
 
     central = bearer(make_key(Role.CENTRAL))
     signal: FeedSignal = app.state.feed_signal
@@ -334,16 +331,7 @@ async def test_a_long_poll_sees_a_change_another_replica_committed(
     # Another process's engine: its commit does not signal this app; the head watcher sees it.
     replica = Database.from_settings(settings)
     try:
-        replica.write(
-            lambda session: ingest.ingest_batch(
-                session,
-                source="crc-north",
-                adapter=ADAPTER,
-                raw_records=as_raw_records([make_case_record()]),
-                principal=None,
-                received_at=utcnow(),
-            )
-        )
+        ingest_records(replica, [make_case_record()])
     finally:
         replica.dispose()
     response = await asyncio.wait_for(waiting, timeout=20)
@@ -482,9 +470,7 @@ def test_delivered_rows_are_purged_after_their_retention(db: Database, settings:
             now=utcnow(),
         )
     )
-    from tests.services.test_delivery import push as push_direct
-
-    push_direct(db, [make_case_record()])
+    ingest_records(db, [make_case_record()])
     old = utcnow() - timedelta(days=30)
     db.write(
         lambda session: session.execute(

@@ -16,20 +16,17 @@ import pytest
 import respx
 from sqlalchemy import select, update
 
-from adapters.base import AdapterConfig
-from adapters.canonical import CanonicalAdapter
 from gateway.db import Database
 from gateway.models import Change, Delivery, Person, Subscription, utcnow
-from gateway.services import ingest, webhooks
+from gateway.services import webhooks
 from gateway.services.delivery import DeliveryWorker
 from gateway.services.golden import DEFAULT_POLICY
 from gateway.services.ingest import BatchResult
 from gateway.services.webhooks import RetryPolicy
 from gateway.settings import WebhookSettings
-from tests.builders import as_raw_records, make_case_record, random_crn
+from tests.builders import ingest_records, make_case_record, random_crn
 
 URL = "https://central.test/hooks"
-ADAPTER = CanonicalAdapter(AdapterConfig())
 
 
 class Clock:
@@ -76,16 +73,8 @@ def subscribe(
 def push(
     db: Database, records: Sequence[dict[str, Any]], *, source: str = "crc-north"
 ) -> BatchResult:
-    return db.write(
-        lambda session: ingest.ingest_batch(
-            session,
-            source=source,
-            adapter=ADAPTER,
-            raw_records=as_raw_records(list(records)),
-            principal=None,
-            received_at=utcnow(),
-        )
-    )
+    result: BatchResult = ingest_records(db, list(records), source=source)
+    return result
 
 
 def renamed(record: dict[str, Any], surname: str) -> dict[str, Any]:
