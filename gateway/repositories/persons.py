@@ -84,3 +84,22 @@ def cases_for_person(session: Session, person_id: uuid.UUID) -> Sequence[Case]:
     return session.scalars(
         select(Case).where(Case.person_id == person_id).order_by(Case.created_at, Case.id)
     ).all()
+
+
+def holders_of_assigned_crns(session: Session, crns: Iterable[str]) -> dict[str, uuid.UUID]:
+    """For each CRN the central system assigned to a (surviving) person, that person."""
+    values = sorted(set(crns))
+    if not values:
+        return {}
+    rows = session.execute(
+        select(Person.id, Person.crn, Person.assigned_identifiers).where(
+            Person.crn.in_(values),
+            Person.merged_into_id.is_(None),
+            Person.assigned_identifiers.is_not(None),
+        )
+    ).all()
+    return {
+        crn: person_id
+        for person_id, crn, assigned in rows
+        if (assigned or {}).get("crn", {}).get("value") == crn
+    }

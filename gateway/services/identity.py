@@ -104,7 +104,8 @@ class Resolution:
 @dataclass(slots=True)
 class _Scored:
     score: PairScore
-    source_record_id: uuid.UUID
+    # None when scored against the golden record (a CRN the central system assigned).
+    source_record_id: uuid.UUID | None
 
 
 @dataclass
@@ -116,6 +117,10 @@ class _Candidates:
     conflict: set[uuid.UUID] = field(default_factory=set)
     ranked: list[tuple[uuid.UUID, _Scored]] = field(default_factory=list)
     linkable: list[uuid.UUID] = field(default_factory=list)
+
+
+def _id_or_none(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
 
 
 def _strong_conflict(a: MatchView, b: MatchView) -> bool:
@@ -144,6 +149,7 @@ class BatchResolver:
         self._keys: dict[uuid.UUID, list[str]] = {}
         self._decisions: list[tuple[uuid.UUID, Resolution, uuid.UUID]] = []
         self._rekeyed: list[uuid.UUID] = []
+        self._assigned_crns: dict[str, uuid.UUID] = {}
         self.prefetch_seconds = 0.0
 
     # -- candidates ---------------------------------------------------------------------------
@@ -171,7 +177,14 @@ class BatchResolver:
         self._by_key = by_key
         for record_id, candidate in found.items():
             self._known[record_id] = _Known(view_of(candidate.person), candidate.person_id)
-        self.lock({candidate.person_id for candidate in found.values()})
+        # Persons holding a CRN the central system assigned, which no source record may carry.
+        self._assigned_crns = persons_repo.holders_of_assigned_crns(
+            self.session, {crn for view in views if (crn := view.identifiers.get("crn"))}
+        )
+        self.lock(
+            {candidate.person_id for candidate in found.values()}
+            | set(self._assigned_crns.values())
+        )
         self.prefetch_seconds = perf_counter() - started
 
     def lock(self, person_ids: Iterable[uuid.UUID]) -> None:
@@ -230,6 +243,7 @@ class BatchResolver:
         for person_id in found.best:
             if self._conflicts_with_golden(view, person_id):
                 found.conflict.add(person_id)
+        self._assigned_crn_holder(view, found)
         found.ranked = sorted(found.best.items(), key=lambda item: -item[1].score.match_weight)
         found.linkable = [
             person_id
@@ -238,6 +252,23 @@ class BatchResolver:
             and (scored.score.band is Band.LINK or person_id in found.agree)
         ]
         return found
+
+    def _assigned_crn_holder(self, view: MatchView, found: _Candidates) -> None:
+        """The person the central system gave this record's CRN is that person: it agrees
+        outright, whatever older CRNs its source records hold, unless the golden record's
+        other strong identifiers conflict with the record's."""
+        crn = view.identifiers.get("crn")
+        holder = self._assigned_crns.get(crn) if crn else None
+        if holder is None:
+            return
+        person_id = self.person_of(holder)
+        golden = self._golden_view(person_id)
+        if golden is None or _strong_conflict(view, golden):
+            return
+        found.conflict.discard(person_id)
+        found.agree.add(person_id)
+        if person_id not in found.best:
+            found.best[person_id] = _Scored(score(view, golden, self.matcher.model), None)
 
     def resolve(self, view: MatchView) -> Resolution:
         """Decide which person a new record is (nothing is written yet)."""
@@ -325,13 +356,13 @@ class BatchResolver:
             "model_version": self.matcher.model.version,
             "best": {
                 "person_id": str(person_id),
-                "source_record_id": str(top.source_record_id),
+                "source_record_id": _id_or_none(top.source_record_id),
                 **top.score.as_dict(),
             },
             "candidates": [
                 {
                     "person_id": str(candidate),
-                    "source_record_id": str(scored.source_record_id),
+                    "source_record_id": _id_or_none(scored.source_record_id),
                     "match_weight": round(scored.score.match_weight, 3),
                     "band": scored.score.band.value,
                 }
