@@ -280,7 +280,9 @@ def as_raw_records(records: list[Any]) -> list[RawRecord]:
     ]
 
 
-def ingest_records(db: Any, records: list[dict[str, Any]], *, source: str = "crc-north") -> Any:
+def ingest_records(
+    db: Any, records: list[Any], *, source: str = "crc-north", matcher: Any = None
+) -> Any:
     """Store canonical records through the real ingest path, in one committed transaction."""
     from adapters.base import AdapterConfig
     from gateway.models import utcnow
@@ -295,5 +297,6 @@ def ingest_records(db: Any, records: list[dict[str, Any]], *, source: str = "crc
             raw_records=as_raw_records(list(records)),
             principal=None,
             received_at=utcnow(),
+            matcher=matcher,
         )
     )

@@ -24,13 +24,19 @@ from gateway.models import (
     utcnow,
 )
 from gateway.repositories import matching as matching_repo
-from gateway.services import ingest, review
+from gateway.services import review
 from gateway.services.golden import DEFAULT_POLICY
 from gateway.services.identity import Matcher, default_matcher
 from gateway.services.ingest import BatchResult, Outcome
 from gateway.settings import MatchingSettings
 from schemas import CaseRecord
-from tests.builders import OMIT, as_raw_records, make_case_record, random_cro, random_pnc
+from tests.builders import (
+    OMIT,
+    ingest_records,
+    make_case_record,
+    random_cro,
+    random_pnc,
+)
 
 ADAPTER = CanonicalAdapter(AdapterConfig())
 
@@ -42,17 +48,8 @@ def push(
     source: str = "crc-north",
     matcher: Matcher | None = None,
 ) -> BatchResult:
-    return db.write(
-        lambda session: ingest.ingest_batch(
-            session,
-            source=source,
-            adapter=ADAPTER,
-            raw_records=as_raw_records(list(records)),
-            principal=None,
-            received_at=utcnow(),
-            matcher=matcher,
-        )
-    )
+    result: BatchResult = ingest_records(db, list(records), source=source, matcher=matcher)
+    return result
 
 
 def person_of(db: Database, source: str, external_id: str) -> uuid.UUID:

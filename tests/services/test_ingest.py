@@ -15,22 +15,14 @@ from gateway.db import Database
 from gateway.models import Change, Person, RejectedRecord, SourceRecord, SourceRecordVersion, utcnow
 from gateway.services import ingest
 from gateway.services.ingest import BatchResult, Outcome
-from tests.builders import OMIT, as_raw_records, make_case_record
+from tests.builders import OMIT, ingest_records, make_case_record
 
 ADAPTER = CanonicalAdapter(AdapterConfig())
 
 
 def push(db: Database, records: Sequence[Any], *, source: str = "crc-north") -> BatchResult:
-    return db.write(
-        lambda session: ingest.ingest_batch(
-            session,
-            source=source,
-            adapter=ADAPTER,
-            raw_records=as_raw_records(list(records)),
-            principal=None,
-            received_at=utcnow(),
-        )
-    )
+    result: BatchResult = ingest_records(db, list(records), source=source)
+    return result
 
 
 def change_types(db: Database) -> list[str]:
