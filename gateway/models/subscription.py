@@ -25,6 +25,10 @@ class Subscription(Base):
     sources: Mapped[list[str]] = mapped_column(JSONDocument)
     # The signing key must be usable, so it cannot be hashed; it is never shown after creation.
     secret: Mapped[str] = mapped_column(String(200))
+    # After a rotation, deliveries are signed with both secrets until this runs out, so the
+    # receiver can switch to the new one without a gap.
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The API client the receiving system also calls in with: its own write-backs are not echoed.
     client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_clients.id"))
     active: Mapped[bool] = mapped_column(Boolean)

@@ -31,7 +31,7 @@ from gateway.db import Database
 from gateway.errors import GatewayError
 from gateway.models import DeliveryStatus, utcnow
 from gateway.repositories import subscriptions as subscriptions_repo
-from gateway.services import writeback
+from gateway.services import webhooks, writeback
 from gateway.services.changes import envelope
 from gateway.services.feed_signal import FeedSignal
 from gateway.services.golden import SurvivorshipPolicy
@@ -233,7 +233,10 @@ class DeliveryWorker:
                         "content-type": "application/json",
                         "webhook-id": msg_id,
                         "webhook-timestamp": str(timestamp),
-                        "webhook-signature": sign(subscription.secret, msg_id, timestamp, body),
+                        "webhook-signature": " ".join(
+                            sign(secret, msg_id, timestamp, body)
+                            for secret in webhooks.signing_secrets(subscription, now)
+                        ),
                     },
                     body=body,
                 )

@@ -12,7 +12,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
@@ -255,6 +255,49 @@ def update_subscription(
     subscription.updated_at = now
     _audit(session, principal, now, subscription.id, {"action": "updated"})
     return subscription
+
+
+def signing_secrets(subscription: Subscription, now: datetime) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and a rotated-out one
+    until its grace period ends (Standard Webhooks sends one signature per secret)."""
+    secrets_ = [subscription.secret]
+    until = subscription.previous_secret_until
+    if subscription.previous_secret and until is not None and now < until:
+        secrets_.append(subscription.previous_secret)
+    return secrets_
+
+
+def rotate_secret(
+    session: Session,
+    subscription_id: uuid.UUID,
+    *,
+    secret: str | None,
+    grace: timedelta,
+    principal: Principal | None,
+    now: datetime,
+) -> CreatedSubscription:
+    """A new signing secret; the old one keeps signing (beside it) for `grace`."""
+    subscription = subscriptions_repo.lock(session, subscription_id)
+    if subscription is None:
+        raise NotFound("no subscription with that id")
+    secret = secret or generate_secret()
+    secret_key(secret)
+    if grace > timedelta(0):
+        subscription.previous_secret = subscription.secret
+        subscription.previous_secret_until = now + grace
+    else:
+        subscription.previous_secret = None
+        subscription.previous_secret_until = None
+    subscription.secret = secret
+    subscription.updated_at = now
+    _audit(
+        session,
+        principal,
+        now,
+        subscription.id,
+        {"action": "secret rotated", "grace_hours": grace.total_seconds() / 3600},
+    )
+    return CreatedSubscription(subscription=subscription, secret=secret)
 
 
 def delete_subscription(

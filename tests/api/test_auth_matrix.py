@@ -135,6 +135,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
         frozenset({ADMIN}), 404, lambda: {"json": {"active": False}}
     ),
     ("DELETE", "/v1/subscriptions/{subscription_id}"): Rule(frozenset({ADMIN}), 404),
+    ("POST", "/v1/subscriptions/{subscription_id}/secret"): Rule(frozenset({ADMIN}), 404),
     ("GET", "/v1/subscriptions/{subscription_id}/dead-letters"): Rule(
         frozenset({OPERATOR, ADMIN}), 404
     ),

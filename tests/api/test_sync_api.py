@@ -114,6 +114,19 @@ async def test_a_subscription_is_created_shown_without_its_secret_and_changed(
     )
     assert (resumed.json()["active"], resumed.json()["event_types"]) == (True, [])
 
+    rotated = await client.post(
+        f"/v1/subscriptions/{created['id']}/secret",
+        json={"keep_previous_hours": 2},
+        headers=admin,
+    )
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["secret"].startswith("whsec_")
+    assert rotated.json()["secret"] != created["secret"]
+    bad = await client.post(
+        f"/v1/subscriptions/{created['id']}/secret", json={"secret": "whsec_x"}, headers=admin
+    )
+    assert assert_problem(bad, 422)["errors"][0]["path"] == "secret"
+
     deleted = await client.delete(f"/v1/subscriptions/{created['id']}", headers=admin)
     assert deleted.status_code == 204
     assert (await client.get("/v1/subscriptions", headers=admin)).json() == []

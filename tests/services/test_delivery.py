@@ -726,3 +726,41 @@ async def test_a_worker_wakes_on_a_commit_rather_than_its_idle_tick(
         await running
         await worker.aclose()
         db.remove_commit_listener(signal.notify_threadsafe)
+
+
+def test_after_a_rotation_deliveries_carry_both_signatures_until_the_grace_ends(
+    db: Database, mock: Any
+) -> None:
+    settings = hook_settings()
+    created = subscribe(db, settings)
+    receiver = Receiver()
+    mock.post(URL).mock(side_effect=receiver)
+    clock = Clock()
+    rotated = db.write(
+        lambda session: webhooks.rotate_secret(
+            session,
+            created.subscription.id,
+            secret=None,
+            grace=timedelta(hours=1),
+            principal=None,
+            now=clock.now,
+        )
+    )
+    assert rotated.secret != created.secret
+    push(db, [make_case_record()])
+    clock.advance(1)
+    worker = make_worker(db, settings, clock)
+    drain(worker)
+    during = receiver.requests[-1]
+    assert len(during.headers["webhook-signature"].split()) == 2
+    for secret in (created.secret, rotated.secret):
+        assert webhooks.verify(secret, dict(during.headers), during.content)
+
+    clock.advance(3600)
+    push(db, [make_case_record()])
+    clock.advance(1)
+    drain(worker)
+    after = receiver.requests[-1]
+    assert len(after.headers["webhook-signature"].split()) == 1
+    assert webhooks.verify(rotated.secret, dict(after.headers), after.content)
+    assert not webhooks.verify(created.secret, dict(after.headers), after.content)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -110,6 +110,22 @@ class SubscriptionOut(BaseModel):
 
 class CreatedSubscriptionOut(SubscriptionOut):
     secret: str = Field(description="The signing secret. Shown only now.")
+
+
+class RotateSecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str | None = Field(
+        None,
+        max_length=200,
+        description="The new secret (`whsec_` + base64); generated if omitted.",
+    )
+    keep_previous_hours: float = Field(
+        24,
+        ge=0,
+        le=168,
+        description="How long deliveries also carry a signature with the old secret.",
+    )
 
 
 class DeadLetterOut(BaseModel):
@@ -237,6 +253,38 @@ def update_subscription(
         )
         session.flush()
         return _out(session, subscription)
+
+    return db.write(work)
+
+
+@router.post(
+    "/v1/subscriptions/{subscription_id}/secret",
+    response_model=CreatedSubscriptionOut,
+    summary="Rotate a subscription's signing secret",
+    description="Returns the new secret (shown only now). For `keep_previous_hours` every "
+    "delivery carries two signatures, one per secret, so the receiver can switch over without "
+    "refusing anything.",
+)
+def rotate_secret(
+    subscription_id: uuid.UUID,
+    db: DatabaseDep,
+    principal: AdminDep,
+    body: RotateSecretIn | None = None,
+) -> CreatedSubscriptionOut:
+    wanted = body or RotateSecretIn()
+
+    def work(session: Session) -> CreatedSubscriptionOut:
+        rotated = webhooks.rotate_secret(
+            session,
+            subscription_id,
+            secret=wanted.secret,
+            grace=timedelta(hours=wanted.keep_previous_hours),
+            principal=principal,
+            now=utcnow(),
+        )
+        session.flush()
+        out = _out(session, rotated.subscription)
+        return CreatedSubscriptionOut(**out.model_dump(), secret=rotated.secret)
 
     return db.write(work)
 
