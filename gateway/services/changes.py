@@ -7,7 +7,7 @@ import binascii
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -98,7 +98,8 @@ def envelope(change: Change) -> dict[str, Any]:
         "id": str(change.seq),
         "cursor": encode_cursor(change.seq),
         "type": change.type,
-        "occurred_at": change.occurred_at.isoformat(),
+        # UTC spelled with "Z", as the rest of the API spells it.
+        "occurred_at": change.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "schema_version": change.schema_version,
         "person_id": str(change.person_id),
         "related_person_ids": related_person_ids(change),

@@ -18,6 +18,7 @@ from gateway.db import Database
 from gateway.main import create_app
 from gateway.models import Change, Delivery, Subscription, utcnow
 from gateway.services import clients, retention
+from gateway.services.changes import envelope
 from gateway.services.clients import Role
 from gateway.services.feed_signal import FeedSignal
 from gateway.settings import FeedSettings, Settings, WebhookSettings
@@ -246,14 +247,18 @@ async def test_status_shows_each_subscribers_lag(
 
 @pytest.mark.anyio
 async def test_the_feed_filters_by_type_and_source(
-    client: httpx.AsyncClient, make_key: KeyMaker
+    client: httpx.AsyncClient, make_key: KeyMaker, db: Database
 ) -> None:
     central = bearer(make_key(Role.CENTRAL))
     await push(client, make_key(Role.SOURCE, source="crc-north"), make_case_record())
     await push(
         client, make_key(Role.SOURCE, source="crc-south"), make_case_record(), source="crc-south"
     )
-    everything = (await client.get("/v1/changes", headers=central)).json()["changes"]
+    page = (await client.get("/v1/changes", headers=central)).json()
+    # Webhooks carry the envelope as the service builds it: byte for byte what the feed says.
+    rows = db.read(lambda session: session.scalars(select(Change).order_by(Change.seq)).all())
+    assert [envelope(row) for row in rows] == page["changes"]
+    everything = page["changes"]
     assert [(c["type"], c["source"]) for c in everything] == [
         ("person.created", "crc-north"),
         ("case.created", "crc-north"),
