@@ -54,6 +54,7 @@ def serve(
                     f"  API docs     {base}/docs",
                     f"  Status       {base}/v1/status",
                     f"  Change feed  {base}/v1/changes",
+                    f"  Metrics      {base}/metrics",
                     "",
                     "  Demo admin key (shown once; a new one is issued at every start):",
                     f"    {key}",
