@@ -10,10 +10,12 @@ leaves the event to be sent again with the same `webhook-id`.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -93,6 +95,7 @@ class DeliveryWorker:
         clock: Callable[[], datetime] = utcnow,
         retry_policy: RetryPolicy | None = None,
         signal: FeedSignal | None = None,
+        resolve: Callable[[str, int], Awaitable[list[str]]] | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
@@ -100,6 +103,7 @@ class DeliveryWorker:
         self.clock = clock
         self.retry = retry_policy or RetryPolicy(settings)
         self.signal = signal
+        self._resolve = resolve or _resolve
         self._client = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
@@ -251,12 +255,19 @@ class DeliveryWorker:
             return Outcome(Result.FAILED, error="the URL's host is no longer allowed")
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
+                url, headers, extensions = await self._target(attempt.url)
                 async with self._client.stream(
-                    "POST", attempt.url, content=attempt.body, headers=attempt.headers
+                    "POST",
+                    url,
+                    content=attempt.body,
+                    headers={**attempt.headers, **headers},
+                    extensions=extensions,
                 ) as response:
                     answer = await self._read_answer(response)
                     status = response.status_code
                     retry_after = _retry_after(response.headers.get("retry-after"))
+        except _Refused as refused:
+            outcome = Outcome(Result.FAILED, error=str(refused))
         except (TimeoutError, httpx.TimeoutException):
             outcome = Outcome(Result.FAILED, error="timed out")
         except httpx.HTTPError as error:
@@ -276,6 +287,25 @@ class DeliveryWorker:
         metrics.WEBHOOK_ATTEMPTS.labels(result=outcome.result.value).inc()
         metrics.WEBHOOK_SECONDS.observe(time.perf_counter() - started)
         return outcome
+
+    async def _target(self, url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """Where to connect. A host the allow-list names exactly is called by its name. One
+        admitted by a wildcard is resolved here, must resolve only to public addresses, and is
+        connected to at the address checked (its name still in Host and in TLS), so DNS cannot
+        turn it towards an internal address between the check and the call."""
+        parsed = httpx.URL(url)
+        host = parsed.host
+        if webhooks.listed_exactly(host, self.settings.allowed_hosts):
+            return url, {}, {}
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError:
+            raise _Refused("the host's name could not be resolved") from None
+        if not addresses or not all(ipaddress.ip_address(a).is_global for a in addresses):
+            raise _Refused("the host resolves to a non-public address")
+        pinned = parsed.copy_with(host=addresses[0])
+        return str(pinned), {"host": parsed.netloc.decode("ascii")}, {"sni_hostname": host}
 
     async def _read_answer(self, response: httpx.Response) -> Any:
         """The receiver's JSON answer, if small; anything else is no answer (not an error)."""
@@ -438,6 +468,16 @@ class _Recorder:
 
     async def drain(self) -> None:
         await self.queue.join()
+
+
+class _Refused(Exception):
+    """The gateway will not send this delivery where its URL now leads."""
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    """The addresses a name resolves to (an address literal, itself)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -85,6 +85,12 @@ def host_allowed(host: str, allowed: Sequence[str]) -> bool:
     return False
 
 
+def listed_exactly(host: str, allowed: Sequence[str]) -> bool:
+    """Whether the allow-list names this host itself (not through a wildcard)."""
+    host = host.lower().rstrip(".")
+    return any(pattern.lower().rstrip(".") == host for pattern in allowed)
+
+
 def check_url(url: str, settings: WebhookSettings) -> str:
     """A subscription URL the gateway may call: allowed scheme and host, no credentials in it."""
 

@@ -764,3 +764,55 @@ def test_after_a_rotation_deliveries_carry_both_signatures_until_the_grace_ends(
     assert len(after.headers["webhook-signature"].split()) == 1
     assert webhooks.verify(rotated.secret, dict(after.headers), after.content)
     assert not webhooks.verify(created.secret, dict(after.headers), after.content)
+
+
+def wildcard_worker(
+    db: Database, settings: WebhookSettings, addresses: list[str]
+) -> DeliveryWorker:
+    async def resolve(host: str, port: int) -> list[str]:
+        assert (host, port) == ("hooks.example.org", 443)
+        return addresses
+
+    return DeliveryWorker(
+        db,
+        settings,
+        policy=DEFAULT_POLICY,
+        retry_policy=RetryPolicy(settings, rng=random.Random(7)),
+        resolve=resolve,
+    )
+
+
+def test_a_wildcard_host_is_called_at_the_public_address_it_was_checked_at(
+    db: Database, mock: Any
+) -> None:
+    settings = hook_settings(allowed_hosts=["*.example.org"])
+    subscribe(db, settings, url="https://hooks.example.org/events")
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    mock.post("https://93.184.216.34/events").mock(side_effect=answer)
+    push(db, [make_case_record()])
+    drain(wildcard_worker(db, settings, ["93.184.216.34"]))
+    assert statuses(db) == ["delivered", "delivered"]
+    assert {request.headers["host"] for request in seen} == {"hooks.example.org"}
+    assert {request.extensions["sni_hostname"] for request in seen} == {"hooks.example.org"}
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "127.0.0.1", "169.254.169.254", "::1"])
+def test_a_wildcard_host_that_resolves_inside_is_not_called(
+    db: Database, mock: Any, address: str
+) -> None:
+    settings = hook_settings(allowed_hosts=["*.example.org"])
+    subscribe(db, settings, url="https://hooks.example.org/events")
+    route = mock.route().mock(return_value=httpx.Response(200))
+    push(db, [make_case_record()])
+    drain(wildcard_worker(db, settings, ["93.184.216.34", address]))
+    assert route.call_count == 0
+    first = deliveries(db)[0]
+    assert (first.status, first.last_error) == (
+        "pending",
+        "the host resolves to a non-public address",
+    )
