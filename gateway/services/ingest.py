@@ -463,20 +463,9 @@ def merge_persons(
     matching_repo.move_person_records(
         session, from_person_ids=[loser.id for loser in losers], to_person_id=survivor.id
     )
-    subscriptions_repo.rehome_undelivered(
-        session, from_person_ids=[loser.id for loser in losers], to_person_id=survivor.id
-    )
     entry = touched.setdefault(survivor.id, _Touched(person=survivor, is_new=False))
     for loser in losers:
-        # Identifiers the central system assigned follow the person; the survivor's own win.
-        if loser.assigned_identifiers:
-            survivor.assigned_identifiers = {
-                **loser.assigned_identifiers,
-                **(survivor.assigned_identifiers or {}),
-            }
-        loser.merged_into_id = survivor.id
-        loser.merged_at = now
-        loser.updated_at = now
+        redirect_merged(session, loser=loser, survivor=survivor, now=now)
         gone = touched.pop(loser.id, None)
         if gone is None or not gone.is_new:
             entry.merged_ids.append(loser.id)
@@ -487,6 +476,23 @@ def merge_persons(
         if gone is None or not gone.is_new:
             loser.version += 1
         touched[loser.id] = _Touched(person=loser, is_new=False, merged_into=survivor.id)
+
+
+def redirect_merged(session: Session, *, loser: Person, survivor: Person, now: datetime) -> None:
+    """The loser now redirects to the survivor, and what belonged to it goes along: the
+    identifiers the central system assigned (the survivor's own win) and the changes still
+    owed to subscribers, which join the survivor's queue ahead of the merge."""
+    if loser.assigned_identifiers:
+        survivor.assigned_identifiers = {
+            **loser.assigned_identifiers,
+            **(survivor.assigned_identifiers or {}),
+        }
+    loser.merged_into_id = survivor.id
+    loser.merged_at = now
+    loser.updated_at = now
+    subscriptions_repo.rehome_undelivered(
+        session, from_person_ids=[loser.id], to_person_id=survivor.id
+    )
 
 
 def _apply_version(

@@ -21,11 +21,10 @@ from gateway.models import MatchDecision, Person, SourceRecord
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
 from gateway.repositories import source_records as source_records_repo
-from gateway.repositories import subscriptions as subscriptions_repo
 from gateway.services import audit, changes
 from gateway.services.clients import Principal
 from gateway.services.golden import SurvivorshipPolicy
-from gateway.services.ingest import change_row, person_snapshot, refresh_golden
+from gateway.services.ingest import change_row, person_snapshot, redirect_merged, refresh_golden
 from gateway.services.persons import redirect_if_merged
 
 PENDING = "pending"
@@ -217,13 +216,8 @@ def _move_record(work: _Work, record: SourceRecord, target: Person) -> None:
         work.refresh(old)
         work.refresh(target)
         return
-    old.merged_into_id = target.id
-    old.merged_at = work.now
-    subscriptions_repo.rehome_undelivered(
-        work.session, from_person_ids=[old.id], to_person_id=target.id
-    )
+    redirect_merged(work.session, loser=old, survivor=target, now=work.now)
     old.version += 1
-    old.updated_at = work.now
     work.refresh(target, event="person.merged", merged_person_ids=[str(old.id)])
 
 

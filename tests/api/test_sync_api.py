@@ -77,6 +77,17 @@ async def eventually(check: Callable[[], bool], *, within: float = 20) -> None:
             await asyncio.sleep(0.01)
 
 
+def record_id_of(db: Database, external_id: str) -> uuid.UUID:
+    from gateway.models import SourceRecord
+
+    found = db.read(
+        lambda session: session.scalars(
+            select(SourceRecord.id).where(SourceRecord.external_id == external_id)
+        ).one()
+    )
+    return found
+
+
 def client_id_of(db: Database, key: str) -> uuid.UUID:
     principal = db.read(lambda session: clients.authenticate(session, key))
     assert principal is not None
@@ -525,3 +536,58 @@ async def test_the_service_delivers_from_its_own_worker(
                 await eventually(lambda: route.call_count >= 2)
     statuses = db.read(lambda session: session.scalars(select(Delivery.status)).all())
     assert statuses == ["delivered", "delivered"]
+
+
+@pytest.mark.anyio
+async def test_writing_back_to_a_merged_person_answers_where_the_survivor_is(
+    client: httpx.AsyncClient, make_key: KeyMaker, db: Database
+) -> None:
+    from gateway.services import review
+    from gateway.services.golden import DEFAULT_POLICY
+
+    central = bearer(make_key(Role.CENTRAL))
+    source = make_key(Role.SOURCE, source="crc-north")
+    [kept, gone] = await push(client, source, make_case_record(), make_case_record())
+    db.write(
+        lambda session: review.link_record(
+            session,
+            uuid.UUID(kept["person_id"]),
+            source_record_id=record_id_of(db, gone["external_id"]),
+            note=None,
+            principal=None,
+            policy=DEFAULT_POLICY,
+            now=utcnow(),
+        )
+    )
+    moved = await client.put(
+        f"/v1/persons/{gone['person_id']}/identifiers", json={"crn": random_crn()}, headers=central
+    )
+    assert moved.status_code == 308
+    assert moved.headers["location"] == f"/v1/persons/{kept['person_id']}/identifiers"
+    survivor = await client.get(f"/v1/persons/{kept['person_id']}", headers=central)
+    assert survivor.json()["provenance"]["identifiers.crn"]["source"] != "central"
+
+
+@pytest.mark.anyio
+async def test_beyond_the_waiter_limit_a_long_poll_is_answered_at_once(
+    database_url: str, db: Database, make_key: KeyMaker
+) -> None:
+    app = create_app(
+        Settings(
+            database_url=database_url,
+            log_format="text",
+            webhooks=WebhookSettings(worker_enabled=False),
+            feed=FeedSettings(max_waiters=0),
+        ),
+        db=db,
+    )
+    central = bearer(make_key(Role.CENTRAL))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as http:
+            # A safety net far below `wait`: the request must not be held at all.
+            response = await asyncio.wait_for(
+                http.get("/v1/changes", params={"wait": 30}, headers=central), timeout=10
+            )
+    assert response.status_code == 200
+    assert response.json()["changes"] == []

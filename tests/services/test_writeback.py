@@ -77,3 +77,27 @@ def test_assigning_is_idempotent_and_a_taken_crn_is_refused(db: Database) -> Non
     assert not assign(db, first.person_id, assigned).changed
     with pytest.raises(Conflict):
         assign(db, other.person_id, assigned)
+
+
+def test_a_merged_persons_assigned_crn_goes_to_the_survivor(db: Database) -> None:
+    from gateway.services import review
+
+    [kept, gone] = ingest_records(db, [make_case_record(), make_case_record()]).results
+    assigned = random_crn()
+    assign(db, gone.person_id, assigned)
+    # An operator links the second person's only record to the first: the second is merged.
+    db.write(
+        lambda session: review.link_record(
+            session,
+            kept.person_id,
+            source_record_id=gone.source_record_id,
+            note=None,
+            principal=None,
+            policy=DEFAULT_POLICY,
+            now=utcnow(),
+        )
+    )
+    survivor = person(db, kept.person_id)
+    assert survivor.assigned_identifiers is not None
+    assert survivor.assigned_identifiers["crn"]["value"] == assigned
+    assert survivor.crn == assigned
