@@ -116,7 +116,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if settings.webhooks.worker_enabled
             else None
         )
-        _app.state.delivery_worker = worker
         tasks = [
             purge_idempotency_keys(database, settings.idempotency.purge_interval_seconds),
             purge_past_retention(database, settings),

@@ -199,9 +199,6 @@ class WebhookSettings(BaseModel):
     idle_seconds: float = Field(
         0.5, gt=0, le=60, description="How often an idle worker looks for due deliveries."
     )
-    batch_size: int = Field(
-        50, ge=1, le=1000, description="Deliveries claimed at once (at most `concurrency`)."
-    )
     concurrency: int = Field(10, ge=1, le=200, description="Deliveries in flight per worker.")
     max_response_bytes: int = Field(
         64 * 1024, ge=1024, description="Larger receiver answers are not read for write-back."

@@ -60,11 +60,6 @@ def page(
     return session.scalars(statement.order_by(Change.seq).limit(limit)).all()
 
 
-def purged_through(session: Session) -> int:
-    value = session.scalar(select(FeedHead.purged_through).where(FeedHead.id == FEED_HEAD_ID))
-    return int(value or 0)
-
-
 def mark_purged(session: Session, seq: int) -> None:
     session.execute(
         update(FeedHead)
@@ -76,14 +71,6 @@ def mark_purged(session: Session, seq: int) -> None:
 def head_seq(session: Session) -> int:
     """The last sequence number handed out (every change up to it is committed)."""
     return int(session.scalar(select(FeedHead.seq).where(FeedHead.id == FEED_HEAD_ID)) or 0)
-
-
-def oldest(session: Session) -> tuple[int, Any] | None:
-    """The first change still held, and when it happened."""
-    row = session.execute(
-        select(Change.seq, Change.occurred_at).order_by(Change.seq).limit(1)
-    ).first()
-    return (int(row[0]), row[1]) if row else None
 
 
 def purgeable_through(session: Session, *, before: datetime, below_seq: int | None) -> int | None:
@@ -102,18 +89,21 @@ def purge_through(session: Session, seq: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def feed_head(session: Session) -> tuple[int, int]:
+    """The last sequence number handed out, and the last one purged."""
+    row = session.execute(
+        select(FeedHead.seq, FeedHead.purged_through).where(FeedHead.id == FEED_HEAD_ID)
+    ).first()
+    return (int(row[0] or 0), int(row[1] or 0)) if row is not None else (0, 0)
+
+
 def head(session: Session) -> tuple[int, int]:
     """The last sequence number handed out, and how many changes the log holds.
 
     Numbers have no gaps (a rolled-back writer rolls back its bump of the counter too) and purges
     remove a prefix, so the count is the head less what was purged: no scan of the log.
     """
-    row = session.execute(
-        select(FeedHead.seq, FeedHead.purged_through).where(FeedHead.id == FEED_HEAD_ID)
-    ).first()
-    if row is None:
-        return 0, 0
-    seq, purged = int(row[0] or 0), int(row[1] or 0)
+    seq, purged = feed_head(session)
     return seq, seq - purged
 
 

@@ -203,10 +203,13 @@ class Backlog:
     due: int
 
 
-def backlogs(session: Session, *, now: datetime) -> dict[uuid.UUID, Backlog]:
-    """Per subscription: undelivered and dead-lettered counts and the oldest undelivered change."""
+def backlogs(
+    session: Session, *, now: datetime, subscription_id: uuid.UUID | None = None
+) -> dict[uuid.UUID, Backlog]:
+    """Per subscription (or for one): undelivered and dead-lettered counts and the oldest
+    undelivered change."""
     pending = Delivery.status == DeliveryStatus.PENDING.value
-    rows = session.execute(
+    statement = (
         select(
             Delivery.subscription_id,
             func.sum(case((pending, 1), else_=0)),
@@ -217,7 +220,10 @@ def backlogs(session: Session, *, now: datetime) -> dict[uuid.UUID, Backlog]:
         )
         .where(Delivery.status.in_(_UNDELIVERED))
         .group_by(Delivery.subscription_id)
-    ).all()
+    )
+    if subscription_id is not None:
+        statement = statement.where(Delivery.subscription_id == subscription_id)
+    rows = session.execute(statement).all()
     found: dict[uuid.UUID, Backlog] = {}
     for subscription_id, pending_count, dead_count, oldest, due in rows:
         found[subscription_id] = Backlog(

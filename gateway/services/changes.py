@@ -49,18 +49,21 @@ class FeedFilter:
     exclude_origin_client: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.types) - set(EVENT_TYPES))
-        if unknown:
-            raise InvalidRequest(
-                f"unknown event type(s): {', '.join(unknown)}",
-                errors=[
-                    {"path": "type", "message": f"one of {', '.join(EVENT_TYPES)}", "type": "enum"}
-                ],
-            )
+        check_event_types(self.types, path="type")
 
     @property
     def narrows(self) -> bool:
         return bool(self.types or self.sources or self.exclude_origin_client)
+
+
+def check_event_types(types: Collection[str], *, path: str) -> None:
+    """Refuse event types the feed does not carry, naming the field they came in."""
+    unknown = sorted(set(types) - set(EVENT_TYPES))
+    if unknown:
+        raise InvalidRequest(
+            f"unknown event type(s): {', '.join(unknown)}",
+            errors=[{"path": path, "message": f"one of {', '.join(EVENT_TYPES)}", "type": "enum"}],
+        )
 
 
 def encode_cursor(seq: int) -> str:
@@ -174,13 +177,13 @@ def read_page(
     """
     position = decode_cursor(after)
     feed_filter = feed_filter or FeedFilter()
-    if after and position < changes_repo.purged_through(session):
+    # The head first: every change up to it is committed, so a later read sees all of them.
+    head, purged = changes_repo.feed_head(session)
+    if after and position < purged:
         raise Gone(
             "the cursor points before the oldest change still held (the feed's retention "
             "period passed); start again without a cursor after reloading persons"
         )
-    # The head first: every change up to it is committed, so a later read sees all of them.
-    head = changes_repo.head_seq(session)
     if position > head:
         raise BadRequest("the cursor is ahead of this feed (was it issued by another gateway?)")
     rows = changes_repo.page(

@@ -188,9 +188,7 @@ class DeliveryWorker:
 
     async def run_once(self) -> RoundResult:
         """One round: claim what is due (up to `concurrency`), send it, record the outcomes."""
-        attempts = await self._claim_due(
-            limit=min(self.settings.batch_size, self.settings.concurrency)
-        )
+        attempts = await self._claim_due(limit=self.settings.concurrency)
         if not attempts:
             return RoundResult(0, 0, 0)
         outcomes = await asyncio.gather(*(self._send(attempt) for attempt in attempts))

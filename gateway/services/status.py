@@ -156,7 +156,7 @@ def subscription_statuses(session: Session, *, now: datetime) -> list[Subscripti
 def subscription_status(
     session: Session, subscription: Subscription, *, now: datetime
 ) -> SubscriptionStatus:
-    backlogs = subscriptions_repo.backlogs(session, now=now)
+    backlogs = subscriptions_repo.backlogs(session, now=now, subscription_id=subscription.id)
     return SubscriptionStatus.of(subscription, backlogs.get(subscription.id), now)
 
 

@@ -24,7 +24,7 @@ from gateway.models import Delivery, Subscription
 from gateway.repositories import clients as clients_repo
 from gateway.repositories import subscriptions as subscriptions_repo
 from gateway.services import audit
-from gateway.services.changes import EVENT_TYPES
+from gateway.services.changes import check_event_types
 from gateway.services.clients import Principal, validate_source_name
 from gateway.settings import WebhookSettings
 
@@ -169,12 +169,7 @@ class CreatedSubscription:
 
 
 def _check_filters(event_types: Sequence[str], sources: Sequence[str]) -> None:
-    unknown = sorted(set(event_types) - set(EVENT_TYPES))
-    if unknown:
-        raise InvalidRequest(
-            f"unknown event type(s): {', '.join(unknown)}",
-            errors=[{"path": "event_types", "message": "unknown event type", "type": "enum"}],
-        )
+    check_event_types(event_types, path="event_types")
     for source in sources:
         validate_source_name(source)
 

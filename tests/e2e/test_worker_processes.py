@@ -151,7 +151,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_its_claims_are_taken_ove
         expected = owed(db, subscription_id)
         # Every person's first change claimed in one round and sent at once (batch within the
         # concurrency, so none waits out its lease behind the others).
-        group = workers(lease_seconds=4, timeout_seconds=2, batch_size=10, concurrency=10)
+        group = workers(lease_seconds=4, timeout_seconds=2, concurrency=10)
         first = group.start()
 
         wait_for(
@@ -203,9 +203,7 @@ def test_three_workers_share_the_outbox_without_sending_one_event_twice_at_once(
     with WebhookReceiver(secret) as receiver:
         receiver.behave(first_try_fails_for_every_third)
         subscription_id = subscribe(db, receiver, secret)
-        group = workers(
-            lease_seconds=30, timeout_seconds=5, batch_size=per_worker, concurrency=per_worker
-        )
+        group = workers(lease_seconds=30, timeout_seconds=5, concurrency=per_worker)
         for _ in range(3):
             group.start()
         group.wait_ready()

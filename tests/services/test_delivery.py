@@ -567,7 +567,7 @@ def test_a_host_removed_from_the_allow_list_is_no_longer_called(db: Database, mo
 
 
 def test_a_flaky_receiver_still_gets_everything_once_in_order(db: Database, mock: Any) -> None:
-    settings = hook_settings(retry_schedule_seconds=[1] * 30, concurrency=4, batch_size=7)
+    settings = hook_settings(retry_schedule_seconds=[1] * 30, concurrency=4)
     subscribe(db, settings)
     rng = random.Random(11)
 
@@ -645,7 +645,7 @@ def test_a_merged_persons_undelivered_changes_go_out_before_the_merge(
 
 
 def test_a_worker_claims_no_more_than_it_can_send_at_once(db: Database, mock: Any) -> None:
-    settings = hook_settings(batch_size=10, concurrency=2)
+    settings = hook_settings(concurrency=2)
     subscribe(db, settings)
     mock.post(URL).mock(return_value=httpx.Response(200))
     push(db, [make_case_record() for _ in range(5)])
