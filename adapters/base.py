@@ -239,4 +239,7 @@ def json_error_position(error: Exception) -> str:
         return f"line {error.lineno} column {error.colno}: {error.msg}"
     if isinstance(error, RecursionError):
         return "nested too deeply"
-    return "invalid UTF-8"
+    if isinstance(error, UnicodeDecodeError):
+        return "invalid UTF-8"
+    # The one other ValueError a JSON parser raises: a number too long to convert.
+    return "a number has too many digits"

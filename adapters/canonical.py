@@ -44,7 +44,7 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
             return
         try:
             document = json.load(stream)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except ValueError as error:  # bad UTF-8, bad JSON, or a number too long
             raise PayloadRejected(
                 f"body is not valid UTF-8 JSON: {json_error_position(error)}"
             ) from None
@@ -78,7 +78,7 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
                 continue
             try:
                 record = json.loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            except (ValueError, RecursionError) as error:
                 yield unreadable_line(
                     line, position, f"not a JSON object: {json_error_position(error)}"
                 )

@@ -89,6 +89,8 @@ def _decode_record(text: str, *, depth_known: bool = False) -> tuple[Any, str | 
         value = json.loads(text)
     except json.JSONDecodeError as error:
         return None, f"not valid JSON: {error.msg} at column {error.colno}"
+    except ValueError:
+        return None, "not valid JSON: a number has too many digits"
     except RecursionError:
         return None, f"nested deeper than {MAX_RECORD_NESTING} levels"
     if not isinstance(value, dict):

@@ -132,7 +132,7 @@ class RestJsonAdapter(Adapter[RestJsonConfig]):
             return
         try:
             document = json.load(stream)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except ValueError as error:  # bad UTF-8, bad JSON, or a number too long
             raise PayloadRejected(
                 f"body is not valid UTF-8 JSON: {json_error_position(error)}"
             ) from None
@@ -151,7 +151,7 @@ class RestJsonAdapter(Adapter[RestJsonConfig]):
             position = f"line {number}"
             try:
                 page = read_page(json.loads(line))
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            except (ValueError, RecursionError) as error:
                 yield unreadable_line(
                     line, position, f"not a JSON page: {json_error_position(error)}"
                 )

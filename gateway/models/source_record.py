@@ -88,6 +88,9 @@ class RejectedRecord(Base):
     adapter_version: Mapped[str] = mapped_column(String(32))
     position: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[Any] = mapped_column(JSONDocument)
+    # Set instead of `payload` when it holds values no JSON column takes (NUL, a lone
+    # surrogate, a 2^63 integer, NaN): the whole payload as escaped ASCII JSON text.
+    payload_text: Mapped[str | None] = mapped_column(Text)
     payload_hash: Mapped[str] = mapped_column(String(64))
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
     status: Mapped[str] = mapped_column(String(16), default="quarantined")

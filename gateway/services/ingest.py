@@ -28,6 +28,7 @@ from gateway.services import audit, changes
 from gateway.services.clients import Principal
 from gateway.services.golden import LinkedRecord, SurvivorshipPolicy, build_golden
 from gateway.services.identity import BatchResolver, Matcher, default_matcher
+from gateway.storable import Unstorable, as_json_text, first_unstorable, safe_text
 from schemas import SCHEMA_VERSION, CaseRecord
 
 MAX_EXTERNAL_ID = 128
@@ -152,12 +153,13 @@ def _ingest(
             rejected.append((index, raw, list(raw.errors), _kept_id(raw.external_id)))
             continue
         try:
-            record = translate(adapter, raw.data, source=source, received_at=received_at)
+            record, canonical = translate_storable(
+                adapter, raw.data, source=source, received_at=received_at
+            )
         except RecordRejected as error:
             external_id = _kept_id(error.external_id) or _kept_id(raw.external_id)
             rejected.append((index, raw, error.errors, external_id))
             continue
-        canonical = record.model_dump(mode="json")
         accepted.append(
             _Accepted(
                 index=index,
@@ -299,8 +301,15 @@ def _ingest(
 
 
 def _kept_id(external_id: str | None) -> str | None:
-    """An adapter's id for a rejected record, if it fits the column (the payload has it anyway)."""
-    return external_id if external_id and len(external_id) <= MAX_EXTERNAL_ID else None
+    """An adapter's id for a rejected record, if the column takes it (the payload has it anyway)."""
+    if not external_id or len(external_id) > MAX_EXTERNAL_ID:
+        return None
+    return external_id if safe_text(external_id) == external_id else None
+
+
+def _storable_errors(errors: Iterable[FieldError]) -> list[dict[str, Any]]:
+    # An adapter's message may quote what it could not read, NUL and lone surrogates included.
+    return [{key: safe_text(str(value)) for key, value in error.items()} for error in errors]
 
 
 def _quarantine(
@@ -311,8 +320,21 @@ def _quarantine(
     received_at: datetime,
     import_id: uuid.UUID | None,
 ) -> None:
-    """Keep each rejected record raw; the same payload already waiting is counted, not copied."""
-    hashes = {index: payload_hash(raw.data) for index, raw, _errors, _id in rejected}
+    """Keep each rejected record raw; the same payload already waiting is counted, not copied.
+
+    A payload holding values no JSON column takes is kept whole as escaped JSON text instead.
+    """
+    texts = {
+        index: as_json_text(raw.data)
+        for index, raw, _errors, _id in rejected
+        if first_unstorable(raw.data) is not None
+    }
+    hashes = {
+        index: hashlib.sha256(texts[index].encode()).hexdigest()
+        if index in texts
+        else payload_hash(raw.data)
+        for index, raw, _errors, _id in rejected
+    }
     waiting = source_records_repo.quarantined_by_hash(session, source, set(hashes.values()))
     for index, raw, errors, external_id in rejected:
         digest = hashes[index]
@@ -320,7 +342,7 @@ def _quarantine(
         if row is not None:
             row.occurrences += 1
             row.last_received_at = received_at
-            row.errors = [dict(error) for error in errors]
+            row.errors = _storable_errors(errors)
             row.adapter_version = adapter.version
             continue
         row = RejectedRecord(
@@ -328,10 +350,11 @@ def _quarantine(
             external_id=external_id,
             adapter=adapter.name,
             adapter_version=adapter.version,
-            position=(raw.position or "")[:64] or None,
-            payload=raw.data,
+            position=safe_text((raw.position or "")[:64]) or None,
+            payload=None if index in texts else raw.data,
+            payload_text=texts.get(index),
             payload_hash=digest,
-            errors=[dict(error) for error in errors],
+            errors=_storable_errors(errors),
             status="quarantined",
             occurrences=1,
             received_at=received_at,
@@ -340,6 +363,25 @@ def _quarantine(
         )
         source_records_repo.add_rejected(session, row)
         waiting[digest] = row
+
+
+def translate_storable(
+    adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime
+) -> tuple[CaseRecord, dict[str, Any]]:
+    """`translate`, and the record as it is stored; a value no column takes rejects the record."""
+    _reject_unstorable(first_unstorable(raw), external_id=None)
+    record = translate(adapter, raw, source=source, received_at=received_at)
+    canonical = record.model_dump(mode="json")
+    _reject_unstorable(first_unstorable(canonical), external_id=record.provenance.external_id)
+    return record, canonical
+
+
+def _reject_unstorable(found: Unstorable | None, *, external_id: str | None) -> None:
+    if found is not None:
+        raise RecordRejected(
+            [FieldError(path=found.path, message=found.message, type=Unstorable.TYPE)],
+            external_id=external_id,
+        )
 
 
 def translate(adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime) -> CaseRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from gateway.services.clients import Principal
 from gateway.services.identity import Matcher
 from gateway.services.ingest import Outcome
 from gateway.services.sources import SourceRegistry
+from gateway.storable import safe_text
 
 QUARANTINED = "quarantined"
 REPLAYED = "replayed"
@@ -134,10 +136,10 @@ def replay(
     adapter = sources.adapter_named(row.source, row.adapter)
     if adapter is None:
         raise Conflict(f"the {row.adapter} adapter is not available for source {row.source}")
-    data = corrected_payload if has_correction else row.payload
+    data = corrected_payload if has_correction else stored_payload(row)
     raw = RawRecord(data=data, external_id=row.external_id, position=row.position)
     try:
-        ingest.translate(adapter, data, source=row.source, received_at=now)
+        ingest.translate_storable(adapter, data, source=row.source, received_at=now)
     except RecordRejected as rejected:
         _refresh_errors(row, rejected.errors, adapter.version, keep=has_correction)
         return ReplayResult(record=row, outcome=Outcome.REJECTED, errors=rejected.errors)
@@ -160,12 +162,17 @@ def replay(
     return ReplayResult(record=row, outcome=result.outcome, person_id=result.person_id)
 
 
+def stored_payload(row: RejectedRecord) -> Any:
+    """The payload as the source sent it, also when it had to be kept as JSON text."""
+    return row.payload if row.payload_text is None else json.loads(row.payload_text)
+
+
 def _refresh_errors(
     row: RejectedRecord, errors: list[FieldError], adapter_version: str, *, keep: bool
 ) -> None:
     # A failed correction says nothing about the stored payload: its errors stay as they were.
     if not keep:
-        row.errors = [dict(error) for error in errors]
+        row.errors = [{k: safe_text(str(v)) for k, v in error.items()} for error in errors]
         row.adapter_version = adapter_version
 
 

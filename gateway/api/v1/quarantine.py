@@ -43,7 +43,17 @@ class QuarantinedRecordOut(BaseModel):
 
 
 class QuarantinedRecordDetailOut(QuarantinedRecordOut):
-    payload: Any = Field(description="The record exactly as the source sent it.")
+    payload: Any = Field(
+        description="The record exactly as the source sent it; null when `payload_text` is set."
+    )
+    payload_text: str | None = Field(
+        None,
+        description=(
+            "Set instead of `payload` when the record holds values the database cannot store "
+            "as JSON (a NUL character, a lone surrogate, an integer beyond 64 bits, NaN): the "
+            "whole record as JSON text, those values escaped. Replay reads it as sent."
+        ),
+    )
 
 
 class QuarantinePageOut(BaseModel):
