@@ -74,7 +74,11 @@ def clients_revoke(client_id: str) -> None:
 
     db = database()
     try:
-        db.write(lambda session: clients.revoke(session, uuid.UUID(client_id), now=utcnow()))
+        db.write(
+            lambda session: clients.revoke(
+                session, uuid.UUID(client_id), now=utcnow(), revoked_by=None
+            )
+        )
     except (GatewayError, ValueError):
         typer.echo("error: no active client with that id", err=True)
         raise typer.Exit(2) from None

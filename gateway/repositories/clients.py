@@ -48,3 +48,13 @@ def revoke_by_name(session: Session, name: str, *, at: datetime) -> int:
 
 def get(session: Session, client_id: uuid.UUID) -> ApiClient | None:
     return session.get(ApiClient, client_id)
+
+
+def lock_active_with_role(session: Session, role: str) -> Sequence[ApiClient]:
+    """The active clients of a role, locked so two revocations cannot both see the other."""
+    return session.scalars(
+        select(ApiClient)
+        .where(ApiClient.role == role, ApiClient.revoked_at.is_(None))
+        .order_by(ApiClient.id)
+        .with_for_update()
+    ).all()

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.models import ApiClient
 from gateway.repositories import clients as clients_repo
 
@@ -100,7 +100,30 @@ def list_clients(session: Session) -> Sequence[ApiClient]:
     return clients_repo.list_all(session)
 
 
-def revoke(session: Session, client_id: uuid.UUID, *, now: datetime) -> None:
+class AdminLockout(Conflict):
+    """Revoking this key would leave the gateway with no admin able to manage it."""
+
+    slug = "admin-lockout"
+    title = "This would lock every admin out"
+
+
+def revoke(
+    session: Session,
+    client_id: uuid.UUID,
+    *,
+    now: datetime,
+    revoked_by: uuid.UUID | None = None,
+    allow_lockout: bool = False,
+) -> None:
+    """Revoke a client's key; never the caller's own admin key or the last active admin key,
+    unless `allow_lockout` (the command line, run by whoever holds the database)."""
+    if not allow_lockout:
+        admins = clients_repo.lock_active_with_role(session, Role.ADMIN.value)
+        if any(admin.id == client_id for admin in admins):
+            if client_id == revoked_by:
+                raise AdminLockout("an admin cannot revoke its own key; use another admin's")
+            if len(admins) <= 1:
+                raise AdminLockout("this is the last active admin key; create another first")
     if not clients_repo.revoke(session, client_id, at=now):
         raise NotFound("no active client with that id")
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from gateway.api.deps import DatabaseDep, require
+from gateway.api.v1.shapes import NAME_PATTERN, InputModel, SourceName
 from gateway.models import utcnow
 from gateway.services import audit, clients
 from gateway.services.clients import Principal, Role
@@ -19,12 +20,31 @@ router = APIRouter(tags=["clients"])
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
-class ClientIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClientIn(InputModel):
+    """A new client: a source client names the one source it writes for; no other does."""
 
-    name: str = Field(min_length=1, max_length=100)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "properties": {"role": {"const": "source"}, "source": {"type": "string"}},
+                    "required": ["source"],
+                },
+                {
+                    "properties": {
+                        "role": {"enum": ["central", "operator", "admin"]},
+                        "source": {"type": "null"},
+                    }
+                },
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     role: Role
-    source: str | None = Field(None, description="Required for, and only for, the source role.")
+    source: SourceName | None = Field(
+        None, description="Required for, and only for, the source role."
+    )
 
 
 class ClientOut(BaseModel):
@@ -79,12 +99,17 @@ def list_clients(db: DatabaseDep, _principal: AdminDep) -> list[ClientOut]:
 
 
 @router.delete(
-    "/v1/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke a client"
+    "/v1/clients/{client_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a client",
+    description="An admin cannot revoke its own key or the last active admin key (409); "
+    "`crc-gateway clients revoke` can, with an explicit flag.",
+    responses={409: {"description": "It is the caller's own key or the last admin key"}},
 )
 def revoke_client(client_id: uuid.UUID, db: DatabaseDep, principal: AdminDep) -> None:
     def work(session: Session) -> None:
         now = utcnow()
-        clients.revoke(session, client_id, now=now)
+        clients.revoke(session, client_id, now=now, revoked_by=principal.client_id)
         audit.record(
             session,
             principal=principal,
