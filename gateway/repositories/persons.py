@@ -45,6 +45,22 @@ def find_by_identifier(session: Session, kind: str, value: str) -> Sequence[Pers
     ).all()
 
 
+def page(
+    session: Session,
+    *,
+    identifiers: dict[str, str],
+    after: uuid.UUID | None,
+    limit: int,
+) -> Sequence[Person]:
+    """Live persons holding every given identifier, in id order from after `after`."""
+    statement = select(Person).where(Person.merged_into_id.is_(None))
+    for kind, value in identifiers.items():
+        statement = statement.where(IDENTIFIER_COLUMNS[kind] == value)
+    if after is not None:
+        statement = statement.where(Person.id > after)
+    return session.scalars(statement.order_by(Person.id).limit(limit)).all()
+
+
 def first_by_crns(session: Session, crns: Iterable[str]) -> dict[str, Person]:
     """For each CRN, the earliest person holding it."""
     values = sorted(set(crns))

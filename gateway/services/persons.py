@@ -71,19 +71,28 @@ def redirect_if_merged(session: Session, person: Person, *, suffix: str = "") ->
 
 
 def find_persons(
-    session: Session, *, kind: str, value: str, principal: Principal | None, now: datetime
+    session: Session,
+    *,
+    identifiers: dict[str, str],
+    after: uuid.UUID | None,
+    limit: int,
+    principal: Principal | None,
+    now: datetime,
 ) -> list[PersonView]:
-    """Persons holding an identifier, looked up by its canonical form."""
-    try:
-        canonical = IDENTIFIER_LOOKUPS[kind](value)
-    except ValueError as error:
-        raise InvalidRequest(
-            f"{kind} is not valid",
-            errors=[{"path": kind, "message": str(error), "type": "value_error"}],
-        ) from None
+    """Live persons holding every given identifier (by its canonical form), a page at a time;
+    with none given, every live person."""
+    canonical: dict[str, str] = {}
+    for kind, value in identifiers.items():
+        try:
+            canonical[kind] = IDENTIFIER_LOOKUPS[kind](value)
+        except ValueError as error:
+            raise InvalidRequest(
+                f"{kind} is not valid",
+                errors=[{"path": kind, "message": str(error), "type": "value_error"}],
+            ) from None
     views = [
         _view(session, person)
-        for person in persons_repo.find_by_identifier(session, kind, canonical)
+        for person in persons_repo.page(session, identifiers=canonical, after=after, limit=limit)
     ]
     audit.record(
         session,
@@ -92,7 +101,7 @@ def find_persons(
         resource="persons",
         person_ids=[view.person.id for view in views],
         now=now,
-        detail={"lookup": kind, "found": len(views)},
+        detail={"lookup": sorted(canonical), "found": len(views)},
     )
     return views
 

@@ -99,7 +99,10 @@ def check_url(url: str, settings: WebhookSettings) -> str:
             f"url {message}", errors=[{"path": "url", "message": message, "type": "value_error"}]
         )
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise refuse("is not a valid URL") from None
     allowed_schemes = {"https"} if settings.require_https else {"https", "http"}
     if parts.scheme not in allowed_schemes:
         raise refuse(f"must use {' or '.join(sorted(allowed_schemes))}")

@@ -170,7 +170,7 @@ async def test_reading_persons_and_the_feed_is_audited_as_consultation(
         lookup = entries(db, central)[-1]
         assert (lookup.action, lookup.resource) == ("consult", "persons")
         assert lookup.person_ids == [second_id]
-        assert lookup.detail == {"lookup": kind, "found": 1}
+        assert lookup.detail == {"lookup": [kind], "found": 1}
         assert lookup.request_id == found.headers["x-request-id"]
         assert_holds_no_personal_data(lookup, first, second)
 
@@ -178,7 +178,7 @@ async def test_reading_persons_and_the_feed_is_audited_as_consultation(
     nobody = make_case_record()["person"]["identifiers"]["crn"]
     await client.get("/v1/persons", params={"crn": nobody}, headers=central.headers)
     miss = entries(db, central)[-1]
-    assert (miss.person_ids, miss.detail) == ([], {"lookup": "crn", "found": 0})
+    assert (miss.person_ids, miss.detail) == ([], {"lookup": ["crn"], "found": 0})
 
     # Nothing was read, so nothing is recorded: an unknown id, a refused caller.
     before = count_entries(db)

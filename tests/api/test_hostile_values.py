@@ -219,6 +219,7 @@ def test_no_value_in_any_field_gets_a_server_error(
     @settings(
         max_examples=60,
         deadline=None,
+        derandomize=True,  # the same examples on every run: CI never flakes
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(place=st.sampled_from(places), value=json_values)

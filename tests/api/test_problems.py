@@ -122,7 +122,7 @@ ERRORS: dict[str, tuple[int, str, Call]] = {
     "domain-validation": (
         422,
         "invalid-request",
-        lambda c, h: c.get("/v1/persons", headers=h["central"]),
+        lambda c, h: c.get("/v1/persons", params={"pnc": "02/73319Q"}, headers=h["central"]),
     ),
     "source-client-without-source": (
         422,
@@ -235,7 +235,7 @@ async def test_an_unexpected_error_is_a_500_problem_that_says_nothing_of_the_cau
         ),
         (
             lambda c, h: c.get("/v1/sources/Not_A_Source/status", headers=h["operator"]),
-            ["source"],
+            ["path.source"],
         ),
     ],
     ids=["query", "missing-body-field", "extra-body-field", "identifier", "source-name"],

@@ -13,13 +13,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import DatabaseDep, SettingsDep, require
-from gateway.errors import InvalidRequest
+from gateway.api.v1.shapes import EventTypeList, SourceNameList
 from gateway.models import Change, utcnow
 from gateway.services import changes
-from gateway.services.clients import Principal, Role, validate_source_name
+from gateway.services.clients import Principal, Role
 from gateway.services.feed_signal import FeedSignal
 
 router = APIRouter(tags=["changes"])
+# A cursor is base64url without padding; its content is the feed's own business.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 
 class ChangeOut(BaseModel):
@@ -67,31 +69,32 @@ async def list_changes(
     db: DatabaseDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require(Role.CENTRAL))],
-    after: Annotated[str | None, Query(max_length=200, description="Cursor; omit to start")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="Page size")] = None,
+    after: Annotated[
+        str | None,
+        Query(max_length=200, pattern=CURSOR_PATTERN, description="Cursor; omit to start"),
+    ] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, description="Page size; larger than the maximum is the maximum")
+    ] = None,
     wait: Annotated[
-        float, Query(ge=0, description="Seconds to hold an empty page open (at most 30)")
+        float,
+        Query(ge=0, description="Seconds to hold an empty page open (longer waits are cut to 30)"),
     ] = 0,
     type_: Annotated[
-        list[str] | None,
+        list[EventTypeList] | None,
         Query(alias="type", max_length=200, description="Only these event types (repeatable)"),
     ] = None,
     source: Annotated[
-        list[str] | None,
+        list[SourceNameList] | None,
         Query(max_length=200, description="Only changes caused by these sources (repeatable)"),
     ] = None,
     include_own: Annotated[
         bool, Query(description="Also return changes this client caused itself")
     ] = False,
 ) -> ChangePageOut:
-    size = limit or settings.limits.default_page_size
-    if size > settings.limits.max_page_size:
-        raise InvalidRequest(f"limit is at most {settings.limits.max_page_size}")
-    if wait > settings.feed.max_wait_seconds:
-        raise InvalidRequest(f"wait is at most {settings.feed.max_wait_seconds:g} seconds")
+    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    wait = min(wait, settings.feed.max_wait_seconds)
     sources = _listed(source)
-    for name in sources:
-        validate_source_name(name)
     feed_filter = changes.FeedFilter(
         types=_listed(type_),
         sources=sources,

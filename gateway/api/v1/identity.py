@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import DatabaseDep, MatcherDep, SettingsDep, require
+from gateway.api.v1.shapes import InputModel
 from gateway.models import MatchDecision, Person, utcnow
 from gateway.services import review
 from gateway.services.clients import Principal, Role
@@ -81,23 +82,17 @@ class ReviewPageOut(BaseModel):
     next: str | None = Field(description="Pass as `after` for the next page; null at the end.")
 
 
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReviewIn(InputModel):
     decision: Literal["link", "not_a_match"]
     note: Note
 
 
-class LinkIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LinkIn(InputModel):
     source_record_id: uuid.UUID
     note: Note
 
 
-class SplitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SplitIn(InputModel):
     source_record_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000)
     note: Note
 
@@ -107,9 +102,7 @@ class SplitOut(BaseModel):
     split_from_person_id: uuid.UUID
 
 
-class ExplainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExplainIn(InputModel):
     left: CanonicalPerson
     right: CanonicalPerson
 
@@ -157,7 +150,14 @@ def review_queue(
     db: DatabaseDep,
     settings: SettingsDep,
     principal: OperatorDep,
-    after: Annotated[str | None, Query(max_length=120)] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=120,
+            pattern=r"^[0-9T:.+-]+\|[0-9a-fA-F-]{32,36}$",
+            description="The `next` of the previous page",
+        ),
+    ] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> ReviewPageOut:
     size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)

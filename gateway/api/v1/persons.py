@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from gateway.api.deps import DatabaseDep, MatcherDep, require
-from gateway.errors import InvalidRequest
+from gateway.api.deps import DatabaseDep, MatcherDep, SettingsDep, require
+from gateway.api.v1.shapes import NO_NUL_PATTERN, InputModel
 from gateway.models import utcnow
 from gateway.services import persons, writeback
 from gateway.services.clients import Principal, Role
@@ -75,6 +75,9 @@ class PersonOut(BaseModel):
 
 class PersonListOut(BaseModel):
     items: list[PersonOut]
+    next_after: uuid.UUID | None = Field(
+        None, description="Pass as `after` for the next page; null on the last."
+    )
 
 
 @router.get("/v1/persons/{person_id}", response_model=PersonOut, summary="Read a golden record")
@@ -89,30 +92,42 @@ def get_person(
     return PersonOut.from_view(view)
 
 
-@router.get("/v1/persons", response_model=PersonListOut, summary="Find persons by identifier")
+@router.get(
+    "/v1/persons",
+    response_model=PersonListOut,
+    summary="List persons, or find them by identifier",
+    description="Live persons (merged ones redirect to their survivor) in pages ordered by id. "
+    "Each identifier given narrows the list to persons holding it, in any form the gateway "
+    "reads (`02/73319Z` finds `2002/0073319Z`); several narrow it further.",
+)
 def find_persons(
     db: DatabaseDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(require(Role.CENTRAL))],
-    crn: Annotated[str | None, Query(max_length=32)] = None,
-    pnc: Annotated[str | None, Query(max_length=32)] = None,
-    noms: Annotated[str | None, Query(max_length=32)] = None,
+    crn: Annotated[str | None, Query(max_length=32, pattern=NO_NUL_PATTERN)] = None,
+    pnc: Annotated[str | None, Query(max_length=32, pattern=NO_NUL_PATTERN)] = None,
+    noms: Annotated[str | None, Query(max_length=32, pattern=NO_NUL_PATTERN)] = None,
+    after: Annotated[uuid.UUID | None, Query(description="Continue after this person id")] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> PersonListOut:
+    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
     given = {kind: value for kind, value in (("crn", crn), ("pnc", pnc), ("noms", noms)) if value}
-    if len(given) != 1:
-        raise InvalidRequest("give exactly one of crn, pnc or noms")
-    [(kind, value)] = given.items()
     views = db.write(
         lambda session: persons.find_persons(
-            session, kind=kind, value=value, principal=principal, now=utcnow()
+            session, identifiers=given, after=after, limit=size, principal=principal, now=utcnow()
         )
     )
-    return PersonListOut(items=[PersonOut.from_view(view) for view in views])
+    return PersonListOut(
+        items=[PersonOut.from_view(view) for view in views],
+        next_after=views[-1].person.id if len(views) == size else None,
+    )
 
 
-class IdentifiersIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    crn: str = Field(max_length=32, description="The CRN the central case system assigned.")
+class IdentifiersIn(InputModel):
+    crn: str = Field(
+        pattern=r"^\s*[A-Za-z][0-9]{6}\s*$",
+        description="The CRN the central case system assigned: a letter and six digits.",
+    )
 
 
 @router.put(

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import DatabaseDep, MatcherDep, SettingsDep, require
-from gateway.api.v1.shapes import FieldErrorOut
-from gateway.errors import InvalidRequest
+from gateway.api.v1.shapes import (
+    NO_NUL_PATTERN,
+    FieldErrorOut,
+    InputModel,
+    QueryMoment,
+    RowCursor,
+    RowIdPath,
+    SourceFilter,
+)
 from gateway.models import RejectedRecord, utcnow
 from gateway.services import quarantine
 from gateway.services.clients import Principal, Role
@@ -61,9 +68,7 @@ class QuarantinePageOut(BaseModel):
     next_after: int | None = Field(description="Pass as `after` for the next page.")
 
 
-class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReplayIn(InputModel):
     payload: Any = Field(
         None, description="An operator-corrected payload, in the source's raw form. Optional."
     )
@@ -75,9 +80,7 @@ class ReplayOut(BaseModel):
     person_id: uuid.UUID | None
 
 
-class DiscardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DiscardIn(InputModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -86,22 +89,28 @@ def list_quarantine(
     db: DatabaseDep,
     settings: SettingsDep,
     principal: OperatorDep,
-    source: Annotated[str | None, Query(max_length=63)] = None,
-    status: Annotated[str | None, Query(description="Default: quarantined")] = "quarantined",
+    source: SourceFilter = None,
+    status: Annotated[
+        Literal["quarantined", "replayed", "discarded", "all"],
+        Query(description="Default: quarantined"),
+    ] = "quarantined",
     error_path: Annotated[
-        str | None, Query(max_length=200, description="Errors on this field path (or below)")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NO_NUL_PATTERN,
+            description="Errors on this field path (or below)",
+        ),
     ] = None,
-    error_type: Annotated[str | None, Query(max_length=100)] = None,
-    received_from: datetime | None = None,
-    received_to: datetime | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    error_type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL_PATTERN)] = None,
+    received_from: QueryMoment = None,
+    received_to: QueryMoment = None,
+    after: RowCursor = 0,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> QuarantinePageOut:
-    size = limit or settings.limits.default_page_size
-    if size > settings.limits.max_page_size:
-        raise InvalidRequest(f"limit is at most {settings.limits.max_page_size}")
+    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
     where = quarantine.QuarantineFilter(
-        status=status,
+        status=None if status == "all" else status,
         source=source,
         error_path=error_path,
         error_type=error_type,
@@ -125,7 +134,7 @@ def list_quarantine(
     summary="A rejected record with its raw payload",
 )
 def get_quarantined(
-    record_id: int, db: DatabaseDep, principal: OperatorDep
+    record_id: RowIdPath, db: DatabaseDep, principal: OperatorDep
 ) -> QuarantinedRecordDetailOut:
     row: RejectedRecord = db.write(
         lambda session: quarantine.get_record(session, record_id, principal=principal, now=utcnow())
@@ -143,7 +152,7 @@ def get_quarantined(
     },
 )
 def replay_quarantined(
-    record_id: int,
+    record_id: RowIdPath,
     request: Request,
     db: DatabaseDep,
     matcher: MatcherDep,
@@ -182,7 +191,7 @@ def replay_quarantined(
     responses={409: {"description": "Already replayed or discarded"}},
 )
 def discard_quarantined(
-    record_id: int, body: DiscardIn, db: DatabaseDep, principal: OperatorDep
+    record_id: RowIdPath, body: DiscardIn, db: DatabaseDep, principal: OperatorDep
 ) -> QuarantinedRecordOut:
     row = db.write(
         lambda session: quarantine.discard(

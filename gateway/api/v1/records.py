@@ -25,7 +25,7 @@ from gateway.api.deps import (
     require,
     require_source_access,
 )
-from gateway.api.v1.shapes import FieldErrorOut
+from gateway.api.v1.shapes import FieldErrorOut, SourcePath
 from gateway.db import Database
 from gateway.errors import InvalidRequest, MalformedBody
 from gateway.logs import source_var
@@ -302,7 +302,7 @@ async def _spool(request: Request) -> tuple[IO[bytes], str, int]:
     },
 )
 async def push_records(
-    source: str,
+    source: SourcePath,
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,

@@ -2,10 +2,86 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+from fastapi import Path, Query
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+from gateway.storable import first_unstorable
 
 
 class FieldErrorOut(BaseModel):
     path: str = Field(description="Dotted path of the field at fault; empty for the whole record.")
     message: str
     type: str = Field(description="Machine-readable error type.")
+
+
+# What the edge accepts, stated in the OpenAPI document so clients and validators see the same
+# limits the handlers rely on: a database row id or cursor fits a signed 64-bit integer, a
+# source name is what the registry allows, and no filter carries a NUL (PostgreSQL refuses it).
+INT64_MAX: Final = 2**63 - 1
+SOURCE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,62}$"
+NO_NUL_PATTERN: Final = r"^[^\x00]*$"
+
+SourcePath = Annotated[
+    str, Path(pattern=SOURCE_NAME_PATTERN, description="1-63 lower-case letters, digits, hyphens")
+]
+SourceFilter = Annotated[str | None, Query(pattern=SOURCE_NAME_PATTERN, max_length=63)]
+RowIdPath = Annotated[int, Path(ge=1, le=INT64_MAX)]
+RowCursor = Annotated[
+    int, Query(ge=0, le=INT64_MAX, description="Continue after this id; 0 for the first page")
+]
+
+
+def _number_not_flag(value: Any) -> Any:
+    # JSON Schema's integer takes 3.0 but not true or "3": neither does the API.
+    if isinstance(value, bool | str):
+        raise ValueError("expected an integer")
+    return value
+
+
+def _iso_moment(value: Any) -> Any:
+    # A bare number would otherwise be read as a Unix time: the contract says ISO 8601.
+    if isinstance(value, str) and "-" not in value:
+        raise ValueError("expected an ISO 8601 date-time, such as 2026-01-31T09:00:00Z")
+    return value
+
+
+# A row id in a body: 2^53 keeps the bound exact wherever JSON numbers are read as doubles.
+RowIdInt = Annotated[
+    int,
+    Field(ge=1, le=2**53),
+    BeforeValidator(_number_not_flag),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**53}),
+]
+QueryMoment = Annotated[datetime | None, BeforeValidator(_iso_moment), Query()]
+SourceName = Annotated[str, Field(pattern=SOURCE_NAME_PATTERN, max_length=63)]
+_EVENT_TYPE = r"(person\.(created|updated|merged|split)|case\.(created|updated))"
+_SOURCE = SOURCE_NAME_PATTERN.strip("^$")
+# Repeated parameters, or one holding a comma-separated list.
+EventTypeList = Annotated[str, Field(pattern=f"^{_EVENT_TYPE}(,{_EVENT_TYPE})*$")]
+SourceNameList = Annotated[str, Field(pattern=f"^{_SOURCE}(,{_SOURCE})*$")]
+# Names people type: something besides spaces, no control characters.
+NAME_PATTERN: Final = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+
+
+class InputModel(BaseModel):
+    """A request body: unknown fields are an error, and so is any value no column can store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        found = first_unstorable(data)
+        if found is not None:
+            raise ValueError(f"{found.path}: {found.message}")
+        return data

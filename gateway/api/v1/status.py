@@ -17,6 +17,7 @@ from gateway.api.deps import (
     require,
     require_source_access,
 )
+from gateway.api.v1.shapes import SourcePath
 from gateway.api.v1.subscriptions import SubscriptionStatusOut
 from gateway.models import utcnow
 from gateway.services import polling, status
@@ -117,7 +118,7 @@ def gateway_status(
     "/v1/sources/{source}/status", response_model=SourceStatusOut, summary="Status of one source"
 )
 def source_status(
-    source: str,
+    source: SourcePath,
     request: Request,
     db: DatabaseDep,
     principal: Annotated[Principal, Depends(authenticate)],
@@ -140,7 +141,7 @@ def source_status(
     ),
 )
 def resume_source(
-    source: str,
+    source: SourcePath,
     request: Request,
     db: DatabaseDep,
     principal: Annotated[Principal, Depends(require(Role.OPERATOR))],

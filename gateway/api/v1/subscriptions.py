@@ -11,12 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from gateway.api.deps import DatabaseDep, SettingsDep, require
+from gateway.api.v1.shapes import InputModel, RowCursor, RowIdInt
 from gateway.models import Subscription, utcnow
 from gateway.services import status as status_service
 from gateway.services import webhooks
 from gateway.services.changes import EVENT_TYPES
 from gateway.services.clients import Principal, Role
 
+# An absolute http(s) URL with a host; which hosts are allowed is the deployment's choice.
+URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s]*)?$"
 router = APIRouter(tags=["subscriptions"])
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
 OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
@@ -24,12 +27,12 @@ OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
 _TYPES = ", ".join(EVENT_TYPES)
 
 
-class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubscriptionIn(InputModel):
     name: str = Field(min_length=1, max_length=100)
     url: str = Field(
-        max_length=2048, description="Where to POST events; its host must be in the allow-list."
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="Where to POST events; its host must be in the allow-list.",
     )
     event_types: list[str] = Field(
         default_factory=list, max_length=len(EVENT_TYPES), description=f"Empty: all ({_TYPES})."
@@ -49,11 +52,9 @@ class SubscriptionIn(BaseModel):
     )
 
 
-class SubscriptionPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubscriptionPatch(InputModel):
     name: str | None = Field(None, min_length=1, max_length=100)
-    url: str | None = Field(None, max_length=2048)
+    url: str | None = Field(None, max_length=2048, pattern=URL_PATTERN)
     event_types: list[str] | None = Field(None, max_length=len(EVENT_TYPES))
     sources: list[str] | None = Field(None, max_length=100)
     active: bool | None = Field(None, description="false pauses delivery; true resumes it.")
@@ -112,9 +113,7 @@ class CreatedSubscriptionOut(SubscriptionOut):
     secret: str = Field(description="The signing secret. Shown only now.")
 
 
-class RotateSecretIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RotateSecretIn(InputModel):
     secret: str | None = Field(
         None,
         max_length=200,
@@ -149,10 +148,8 @@ class DeadLetterPageOut(BaseModel):
     )
 
 
-class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    delivery_ids: list[int] | None = Field(
+class ReplayIn(InputModel):
+    delivery_ids: list[RowIdInt] | None = Field(
         None, max_length=10_000, description="Only these dead letters; all when omitted."
     )
 
@@ -314,7 +311,7 @@ def list_dead_letters(
     db: DatabaseDep,
     settings: SettingsDep,
     _principal: OperatorDep,
-    after: Annotated[int, Query(ge=0, description="Continue after this delivery id")] = 0,
+    after: RowCursor = 0,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> DeadLetterPageOut:
     size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
