@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-import bench-generate bench-matching bench-feed openapi schema clean
+.PHONY: install run test lint format bench bench-import bench-generate bench-matching bench-feed bench-pathological openapi schema clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crc-gateway needs Python 3.11 or newer (set PYTHON=...)")'
@@ -45,6 +45,9 @@ bench-matching: $(STAMP)
 
 bench-feed: $(STAMP)
 	$(BIN)/python bench/feed.py $(BENCH_ARGS)
+
+bench-pathological: $(STAMP)
+	$(BIN)/python bench/pathological.py $(BENCH_ARGS)
 
 openapi: $(STAMP)
 	$(BIN)/crc-gateway openapi

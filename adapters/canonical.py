@@ -17,6 +17,7 @@ from adapters.base import (
     Adapter,
     AdapterConfig,
     FieldError,
+    LineReader,
     PayloadRejected,
     RawRecord,
     RecordRejected,
@@ -29,6 +30,10 @@ from schemas import CaseRecord
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
+#: Longest NDJSON line (one record); a longer one is quarantined with only its start kept.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+_KEPT_BYTES = 64 * 1024
+_STEP_BYTES = 64 * 1024
 
 
 class CanonicalAdapter(Adapter[AdapterConfig]):
@@ -72,8 +77,26 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
             )
 
     def _parse_lines(self, stream: IO[bytes]) -> Iterator[RawRecord]:
-        for number, line in enumerate(stream, start=1):
+        lines = LineReader(stream)
+        number = 0
+        while True:
+            number += lines.skip_blank_lines()
+            line = lines.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            number += 1
             position = f"line {number}"
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                # Stepped over a block at a time: the record is refused without being held.
+                while (rest := lines.readline(_STEP_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield unreadable_line(
+                    line[:_KEPT_BYTES],
+                    position,
+                    f"line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB; "
+                    f"only its first {_KEPT_BYTES // 1024} KiB are kept",
+                )
+                continue
             if not line.strip():
                 continue
             try:

@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         signal.bind(asyncio.get_running_loop())
         database.add_commit_listener(signal.notify_threadsafe)
-        stop = asyncio.Event()
+        # The worker stops when the server starts shutting down, not once requests have drained.
+        stop = signal.closing
         worker = (
             DeliveryWorker(
                 database, settings.webhooks, policy=_app.state.matcher.policy, signal=signal
@@ -132,11 +133,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 _app.state.poller = poller
                 yield
         finally:
-            stop.set()
+            signal.close()
             if delivering is not None and worker is not None:
-                # Let deliveries in flight finish and be recorded; a cut-off one is re-sent.
+                # Deliveries in flight get a short grace to be recorded; a cut-off one is re-sent.
                 with suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(delivering, settings.webhooks.timeout_seconds + 5)
+                    await asyncio.wait_for(delivering, settings.server.graceful_shutdown_seconds)
                 await worker.aclose()
             database.remove_commit_listener(signal.notify_threadsafe)
             if owns_db:

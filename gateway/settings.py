@@ -52,6 +52,36 @@ class LimitSettings(BaseModel):
     max_page_size: int = Field(1000, ge=1, le=10_000)
 
 
+class ServerSettings(BaseModel):
+    """How `crc-gateway serve` guards its connections: slow or oversized request heads, shutdown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        le=300,
+        description="A request's line and headers must arrive whole within this long of the "
+        "connection opening (or of the previous response); else the connection is closed.",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line and headers; a larger one is answered 431 and closed.",
+    )
+    keep_alive_seconds: int = Field(
+        5, ge=1, le=300, description="An idle kept-alive connection is closed after this long."
+    )
+    graceful_shutdown_seconds: int = Field(
+        5,
+        ge=1,
+        le=120,
+        description="On SIGTERM or SIGINT, requests and deliveries still running after this "
+        "long are cut off (long polls answer at once; a cut-off delivery is sent again).",
+    )
+
+
 class IdempotencySettings(BaseModel):
     """How long Idempotency-Key records live."""
 
@@ -226,6 +256,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitSettings = LimitSettings()
+    server: ServerSettings = ServerSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
     matching: MatchingSettings = MatchingSettings()
     survivorship: SurvivorshipSettings = SurvivorshipSettings()

@@ -21,6 +21,7 @@ from defusedxml.ElementTree import iterparse as defused_iterparse
 from adapters.base import (
     MAX_RECORD_NESTING,
     FieldError,
+    LineReader,
     PayloadRejected,
     RawRecord,
     nested_deeper_than,
@@ -38,6 +39,8 @@ MAX_RECORD_BYTES = 8 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 #: Most CSV rows folded into one record by `group_by`.
 MAX_ROWS_PER_RECORD = 1000
+#: Most unreadable rows described one by one in a folded record's errors; the rest are counted.
+MAX_PROBLEMS_PER_RECORD = 100
 # How much of an unreadable record is kept for the operator to see.
 _KEPT_TEXT = 64 * 1024
 _READ_SIZE = 64 * 1024
@@ -130,15 +133,17 @@ def _json_document(
 
 
 def _json_lines(mapping: CompiledMapping, stream: IO[bytes]) -> Iterator[RawRecord]:
+    lines = LineReader(stream)
     number = 0
     while True:
-        line = stream.readline(MAX_RECORD_BYTES + 1)
+        number += lines.skip_blank_lines()
+        line = lines.readline(MAX_RECORD_BYTES + 1)
         if not line:
             return
         number += 1
         position = f"line {number}"
         if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-            while (rest := stream.readline(_READ_SIZE)) and not rest.endswith(b"\n"):
+            while (rest := lines.readline(_READ_SIZE)) and not rest.endswith(b"\n"):
                 pass  # step over the rest of the over-long line
             yield _unreadable(
                 _kept(line[:_KEPT_TEXT].decode("utf-8", errors="replace")),
@@ -171,9 +176,13 @@ class _Lines:
     """A byte stream's lines, decoded, for the csv module; counts lines, notes undecodable ones."""
 
     def __init__(self, stream: IO[bytes], encoding: str) -> None:
-        self._stream = stream
+        self._lines = LineReader(stream)
         self._encoding = encoding
         self.number = 0
+        # The line the record in progress starts on; blank lines before it are stepped over.
+        self.first = 1
+        self.skip_blank = False
+        self._at_record_start = True
         self.undecodable: list[int] = []
         self.kept: list[str] = []
         self._kept_size = 0
@@ -182,12 +191,19 @@ class _Lines:
         self.undecodable.clear()
         self.kept.clear()
         self._kept_size = 0
+        self._at_record_start = True
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
-        raw = self._stream.readline(MAX_LINE_BYTES + 1)
+        if self._at_record_start:
+            # Only between records: inside a quoted field a blank line is part of the value.
+            if self.skip_blank:
+                self.number += self._lines.skip_blank_lines()
+            self._at_record_start = False
+            self.first = self.number + 1
+        raw = self._lines.readline(MAX_LINE_BYTES + 1)
         if not raw:
             raise StopIteration
         self.number += 1
@@ -232,6 +248,7 @@ class _CsvReader:
         if self.lines.undecodable:
             raise PayloadRejected(f"the header row is not valid {self.options.encoding} text")
         self.header = [cell.strip() for cell in header]
+        self.lines.skip_blank = True
         if len(set(self.header)) != len(self.header) or not all(self.header):
             raise PayloadRejected("the header row has an empty or repeated column name")
         missing = sorted(self.mapping.columns - set(self.header))
@@ -248,7 +265,6 @@ class _CsvReader:
         """Each row with its lines, its values (None when unreadable) and any problem."""
         while True:
             self.lines.start_record()
-            first = self.lines.number + 1
             try:
                 values = next(self.reader, None)
                 problem = None
@@ -256,8 +272,10 @@ class _CsvReader:
                 values, problem = None, f"not readable CSV: {error}"
             if values is None and problem is None:
                 return
-            if values is not None and not values:
-                continue  # a blank line
+            if values is not None and not any(value.strip() for value in values):
+                # A blank line, or a row of only delimiters: no record, nothing to quarantine.
+                continue
+            first = self.lines.first
             if problem is None and self.lines.undecodable:
                 problem = f"not valid {self.options.encoding} text"
             if problem is None and values is not None and len(values) != len(self.header):
@@ -336,12 +354,17 @@ class _Fold:
         self.last = first
         self.rows: list[dict[str, Any]] = []
         self.problems: list[str] = []
+        self.problems_omitted = 0
         self.dropped = 0
 
     def add(self, row: _Row, data: dict[str, Any]) -> None:
         self.last = row.last
         if row.problem is not None:
-            self.problems.append(f"{_lines_position(row.first, row.last)}: {row.problem}")
+            # Bounded like the rows: a long run of broken rows must not grow one record's errors.
+            if len(self.problems) < MAX_PROBLEMS_PER_RECORD:
+                self.problems.append(f"{_lines_position(row.first, row.last)}: {row.problem}")
+            else:
+                self.problems_omitted += 1
         if len(self.rows) < MAX_ROWS_PER_RECORD:
             self.rows.append(data)
         else:
@@ -349,6 +372,8 @@ class _Fold:
 
     def record(self, mapping: CompiledMapping) -> RawRecord:
         data = {"rows": self.rows}
+        if self.problems_omitted:
+            self.problems.append(f"{self.problems_omitted} more rows could not be read either")
         if self.dropped:
             self.problems.append(f"more than {MAX_ROWS_PER_RECORD} rows for one record")
         external_id = mapping.translator.external_id_of(mapping.translator.context_of(data))

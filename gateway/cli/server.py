@@ -38,9 +38,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API with uvicorn."""
-    import uvicorn
-
     from gateway.logs import configure_logging
+    from gateway.serving import build_server
 
     settings = get_settings()
     base = f"http://{host}:{port}"
@@ -65,15 +64,7 @@ def serve(
             )
         )
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    uvicorn.run(
-        "gateway.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
+    build_server(settings, host=host, port=port).run()
 
 
 def _rotate_demo_key() -> str:

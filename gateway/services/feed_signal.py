@@ -28,9 +28,29 @@ class FeedSignal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
         self.waiters = 0
+        # Set when the server starts shutting down: waiters answer now, workers stop.
+        self.closing = asyncio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self.closing.is_set()
+
+    def close(self) -> None:
+        """Wake every waiter now and let none wait again (the server is shutting down)."""
+        self.closing.set()
+        self.fire()
+
+    def close_threadsafe(self) -> None:
+        """`close` from a signal handler or another thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with suppress(RuntimeError):  # the loop closed between the check and the call
+                loop.call_soon_threadsafe(self.close)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start a serving life on `loop` (an app's lifespan may run more than once)."""
         self._loop = loop
+        self.closing = asyncio.Event()
 
     def current(self) -> asyncio.Event:
         return self._event
@@ -47,6 +67,8 @@ class FeedSignal:
 
     async def wait(self, event: asyncio.Event, seconds: float) -> bool:
         """Wait on an event taken earlier with `current()`; whether it fired in time."""
+        if self.closed:
+            return False
         self.waiters += 1
         try:
             async with asyncio.timeout(seconds):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,8 +103,10 @@ def test_a_file_unreadable_halfway_keeps_what_came_before(db: Database) -> None:
 
 
 def test_progress_reports_bytes_read_as_the_stream_is_consumed(db: Database) -> None:
-    stream = payload([make_case_record() for _ in range(7)])
+    # Several 64 KiB blocks: the stream is read a block at a time.
+    stream = payload([make_case_record() for _ in range(150)])
     size = len(stream.getvalue())
+    assert size > 3 * 64 * 1024
     seen: list[int] = []
     digest, _ = imports.sha256_of(stream)
 
@@ -117,7 +120,7 @@ def test_progress_reports_bytes_read_as_the_stream_is_consumed(db: Database) -> 
         file_sha256=digest,
         file_size=size,
         principal=None,
-        chunk_records=2,
+        chunk_records=25,
         on_progress=lambda read, _summary: seen.append(read),
     )
 
@@ -146,3 +149,34 @@ def test_an_adapter_refusing_the_payload_at_once_fails_the_import_cleanly(db: Da
         )
 
     assert db.read(lambda s: s.scalars(select(Import.status)).one()) == "failed"
+
+
+def test_a_file_of_delimiter_only_rows_costs_no_chunk_and_no_quarantine_row(
+    db: Database, tmp_path: Path
+) -> None:
+    from tests.adapters.test_mapping_payloads import csv_mapping
+
+    adapter = csv_mapping(tmp_path)
+    data = b"ID,SURNAME\n" + b",\n" * 5000 + b"\n" * 5000 + b"C-1,ONE\n"
+    stream = io.BytesIO(data)
+    digest, size = imports.sha256_of(stream)
+    chunks: list[int] = []
+
+    summary = imports.run_import(
+        db,
+        source="crc-north",
+        adapter=adapter,
+        stream=stream,
+        content_type="text/csv",
+        filename=None,
+        file_sha256=digest,
+        file_size=size,
+        principal=None,
+        chunk_records=100,
+        on_batch=lambda batch: chunks.append(len(batch.results)),
+    )
+
+    # One transaction for the one real record, not one per hundred empty rows.
+    assert chunks == [1]
+    assert (summary.records, summary.rejected) == (1, 0)
+    assert db.read(lambda s: s.scalars(select(RejectedRecord.id)).all()) == []

@@ -121,7 +121,8 @@ async def list_changes(
             ),
         )
         remaining = deadline - time.monotonic()
-        if page.changes or remaining <= 0 or await request.is_disconnected():
+        # Shutting down: answer now (an empty page keeps the reader's cursor).
+        if page.changes or remaining <= 0 or signal.closed or await request.is_disconnected():
             break
         cursor = page.next_cursor
         await signal.wait(wake, remaining)
