@@ -8,13 +8,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN groupadd --system gateway && useradd --system --gid gateway --home-dir /app gateway
 
-WORKDIR /app
-COPY pyproject.toml README.md alembic.ini ./
+# Installed as a package and the sources removed: the migrations ship inside it.
+WORKDIR /src
+COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY adapters ./adapters
 COPY schemas ./schemas
-COPY migrations ./migrations
-RUN pip install . && mkdir -p /app/var && chown gateway:gateway /app/var
+RUN pip install . && rm -rf /src
+
+WORKDIR /app
+RUN mkdir -p /app/var && chown gateway:gateway /app/var
 
 USER gateway
 EXPOSE 8000
