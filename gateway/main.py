@@ -43,8 +43,9 @@ DESCRIPTION = """
 crc-gateway takes probation case records from the CRC case systems, keeps one canonical,
 deduplicated record per person, and feeds every change to the central case system.
 
-Every route but `/health/live` needs `Authorization: Bearer <API key>`. Errors are RFC 9457
-problem documents (`application/problem+json`).
+Every route but the health probes (`/health/live`, `/health/ready`) needs
+`Authorization: Bearer <API key>`. Errors are RFC 9457 problem documents
+(`application/problem+json`).
 """
 
 
