@@ -21,5 +21,9 @@ RUN mkdir -p /app/var && chown gateway:gateway /app/var
 
 USER gateway
 EXPOSE 8000
+# The first admin key (README, "Container"): mount a file holding a key you chose and set
+# GATEWAY_BOOTSTRAP_ADMIN_KEY_FILE=/run/secrets/<file>; while no admin is active one is created
+# with that key. Or: docker exec <container> crc-gateway clients create --name ... --role admin
+# Orchestrators' probes: /health/live and /health/ready, both without a credential.
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live')"
 CMD ["sh", "-c", "crc-gateway migrate && exec crc-gateway serve --host 0.0.0.0 --port 8000"]
