@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN groupadd --system gateway && useradd --system --gid gateway --home-dir /app gateway
 
-# Installed as a package and the sources removed: the migrations ship inside it.
+# Installed as a package and the sources removed: the migrations and the assets of /docs
+# (Swagger UI, served by the gateway itself, no CDN) ship inside it.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters import registry
 from gateway import __version__
-from gateway.api import openapi, problems
+from gateway.api import docs, openapi, problems
 from gateway.api.health import router as health_router
 from gateway.api.metrics import router as metrics_router
 from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -172,7 +172,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
+        # Served by gateway.api.docs with local assets rather than FastAPI's CDN links.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
@@ -184,6 +185,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.matcher = Matcher.from_settings(settings)
     problems.install(app)
     openapi.install(app)
+    if settings.docs_enabled:
+        docs.install(app, openapi_url="/openapi.json")
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.limits.max_body_bytes,

@@ -207,6 +207,8 @@ def test_an_installed_wheel_migrates_from_any_directory(
     located = run("import gateway; print(gateway.__file__)")
     assert located.returncode == 0, located.stderr
     assert Path(located.stdout.strip()).is_relative_to(target)
+    # /docs serves Swagger UI from the package too, not from a checkout or a CDN.
+    assert (target / "gateway" / "api" / "static" / "swagger-ui" / "swagger-ui-bundle.js").is_file()
 
     migrated = run(
         "import sys; from gateway.cli import main; sys.argv[0] = 'crc-gateway'; main()", "migrate"

@@ -153,7 +153,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
 }
 
 # Served by FastAPI itself, not part of the API.
-NOT_API = {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
+NOT_API = {"/docs", "/docs/assets", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 
 
 def flat_routes(app: FastAPI) -> list[Any]:
