@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-import bench-generate bench-matching bench-feed bench-pathological openapi schema clean
+.PHONY: install run test lint format bench bench-import bench-generate bench-matching bench-feed bench-pathological openapi schema swagger-ui clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crc-gateway needs Python 3.11 or newer (set PYTHON=...)")'
@@ -54,6 +54,23 @@ openapi: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m schemas.export
+
+# Swagger UI's assets ship in the package so /docs works with no internet; this refreshes them
+# from the npm registry (npm checks the tarball's integrity). Bump the version, run, commit.
+SWAGGER_UI_VERSION := 5.36.0
+SWAGGER_UI_DIR := gateway/api/static/swagger-ui
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css \
+	favicon-32x32.png LICENSE NOTICE
+
+swagger-ui:
+	@command -v npm >/dev/null || { echo "swagger-ui needs npm (e.g. apt-get install npm)"; exit 1; }
+	rm -rf $(SWAGGER_UI_DIR) && mkdir -p $(SWAGGER_UI_DIR)
+	tmp=$$(mktemp -d) && \
+	  (cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && \
+	   tar -xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz) && \
+	  for file in $(SWAGGER_UI_FILES); do cp $$tmp/package/$$file $(SWAGGER_UI_DIR)/; done && \
+	  rm -rf $$tmp
+	@echo $(SWAGGER_UI_VERSION) > $(SWAGGER_UI_DIR)/VERSION
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

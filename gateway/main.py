@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from adapters import registry
 from gateway import __version__
-from gateway.api import openapi, problems
+from gateway.api import docs, openapi, problems
 from gateway.api.health import router as health_router
 from gateway.api.metrics import router as metrics_router
 from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -31,6 +31,7 @@ from gateway.api.v1 import (
 from gateway.db import Database
 from gateway.models import utcnow
 from gateway.services import idempotency, polling, retention
+from gateway.services.clients import bootstrap_admin, read_bootstrap_key
 from gateway.services.delivery import DeliveryWorker
 from gateway.services.feed_signal import FeedSignal
 from gateway.services.identity import Matcher
@@ -43,8 +44,9 @@ DESCRIPTION = """
 crc-gateway takes probation case records from the CRC case systems, keeps one canonical,
 deduplicated record per person, and feeds every change to the central case system.
 
-Every route but `/health/live` needs `Authorization: Bearer <API key>`. Errors are RFC 9457
-problem documents (`application/problem+json`).
+Every route but the health probes (`/health/live`, `/health/ready`) needs
+`Authorization: Bearer <API key>`. Errors are RFC 9457 problem documents
+(`application/problem+json`).
 """
 
 
@@ -83,6 +85,21 @@ async def purge_past_retention(database: Database, settings: Settings) -> None:
         await asyncio.sleep(settings.feed.purge_interval_seconds)
 
 
+def create_bootstrap_admin(database: Database, key: str) -> None:
+    """The deployer's first admin, unless an active admin exists; the key is never logged."""
+
+    def create() -> None:
+        client = database.write(lambda session: bootstrap_admin(session, key=key, now=utcnow()))
+        if client is not None:
+            log.info("admin client created from the bootstrap key file")
+
+    try:
+        create()
+    except IntegrityError:
+        # Another replica starting at the same moment created it first: that admin stands.
+        create()
+
+
 @asynccontextmanager
 async def background_tasks(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     """Run coroutines as tasks for the duration of the block; cancel them after it."""
@@ -99,6 +116,12 @@ async def background_tasks(*coroutines: Coroutine[Any, Any, None]) -> AsyncItera
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Read and checked now, so a bad key file stops start-up before the port is bound.
+    bootstrap_key = (
+        read_bootstrap_key(settings.bootstrap_admin_key_file)
+        if settings.bootstrap_admin_key_file is not None
+        else None
+    )
     owns_db = db is None
     database = db or Database.from_settings(settings)
 
@@ -106,6 +129,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if bootstrap_key is not None:
+            await run_in_threadpool(create_bootstrap_admin, database, bootstrap_key)
         signal.bind(asyncio.get_running_loop())
         database.add_commit_listener(signal.notify_threadsafe)
         # The worker stops when the server starts shutting down, not once requests have drained.
@@ -148,7 +173,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
+        # Served by gateway.api.docs with local assets rather than FastAPI's CDN links.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
@@ -160,6 +186,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.matcher = Matcher.from_settings(settings)
     problems.install(app)
     openapi.install(app)
+    if settings.docs_enabled:
+        docs.install(app, openapi_url="/openapi.json")
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.limits.max_body_bytes,

@@ -12,9 +12,8 @@ from sqlalchemy import Connection, Engine
 
 
 def migrations_dir() -> Path:
-    """The alembic scripts: beside the package in a checkout, else in the working directory."""
-    beside = Path(__file__).resolve().parents[1] / "migrations"
-    return beside if beside.is_dir() else Path.cwd() / "migrations"
+    """The alembic environment shipped inside the package, so any install can migrate."""
+    return Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:

@@ -268,6 +268,11 @@ class Settings(BaseSettings):
     sources_file: Path | None = Field(
         None, description="A YAML file of sources, merged under `sources`."
     )
+    bootstrap_admin_key_file: Path | None = Field(
+        None,
+        description="A file holding an admin API key chosen by the deployer (e.g. a mounted "
+        "secret); at start-up, an admin with that key is created if no active admin exists.",
+    )
     docs_enabled: bool = Field(True, description="Serve /docs and /openapi.json.")
     log_format: str = Field("json", pattern="^(json|text)$")
     log_level: str = "INFO"

@@ -6,11 +6,16 @@ the run's one), so the session's migrated database is never touched.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import sysconfig
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -165,3 +170,53 @@ def test_the_migrate_command_creates_a_wal_database_that_enforces_foreign_keys(
             database.write(lambda session: session.execute(orphan))
     finally:
         database.dispose()
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_migrates_from_any_directory(
+    repo_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`pip install crc-gateway` then `crc-gateway migrate` works with no checkout around."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    target = tmp_path_factory.mktemp("installed")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(repo_root)], check=True)
+    [wheel] = wheels.glob("crc_gateway-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+
+    # -S keeps site-packages' .pth files (the checkout's editable install) out of the path; the
+    # dependencies come from site-packages named explicitly, the gateway only from the wheel.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]]),
+        "GATEWAY_DATABASE_URL": f"sqlite:///{elsewhere / 'var' / 'gateway.db'}",
+    }
+    env.pop("GATEWAY_TEST_DATABASE_URL", None)
+
+    def run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-S", "-c", code, *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    located = run("import gateway; print(gateway.__file__)")
+    assert located.returncode == 0, located.stderr
+    assert Path(located.stdout.strip()).is_relative_to(target)
+    # /docs serves Swagger UI from the package too, not from a checkout or a CDN.
+    assert (target / "gateway" / "api" / "static" / "swagger-ui" / "swagger-ui-bundle.js").is_file()
+
+    migrated = run(
+        "import sys; from gateway.cli import main; sys.argv[0] = 'crc-gateway'; main()", "migrate"
+    )
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"database at {migrate.head_revision()}" in migrated.stdout
+    with closing(sqlite3.connect(elsewhere / "var" / "gateway.db")) as plain:
+        assert plain.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (migrate.head_revision(),)
+        ]

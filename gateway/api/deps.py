@@ -61,6 +61,17 @@ async def authenticate(
     return principal
 
 
+async def authenticate_if_sent(
+    request: Request,
+    db: DatabaseDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """None for a request with no Authorization header; one that is sent must be valid (401)."""
+    if "authorization" not in request.headers:
+        return None
+    return await authenticate(db, credentials)
+
+
 def require(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency that lets through only the given roles (admin is always allowed)."""
     allowed = {*roles, Role.ADMIN}

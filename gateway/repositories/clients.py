@@ -24,6 +24,18 @@ def get_active_by_key_hash(session: Session, key_hash: str) -> ApiClient | None:
     )
 
 
+def get_by_key_hash(session: Session, key_hash: str) -> ApiClient | None:
+    """The client holding this key, active or revoked."""
+    return session.scalar(select(ApiClient).where(ApiClient.key_hash == key_hash))
+
+
+def any_active_with_role(session: Session, role: str) -> bool:
+    found = session.scalar(
+        select(ApiClient.id).where(ApiClient.role == role, ApiClient.revoked_at.is_(None)).limit(1)
+    )
+    return found is not None
+
+
 def list_all(session: Session) -> Sequence[ApiClient]:
     return session.scalars(select(ApiClient).order_by(ApiClient.created_at, ApiClient.id)).all()
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -83,6 +84,65 @@ def create(
     )
     clients_repo.add(session, client)
     return client, key
+
+
+BOOTSTRAP_ADMIN_NAME = "bootstrap-admin"
+# A key as generate_key makes it; the random part is at least as long as token_urlsafe(32) gives.
+KEY_SHAPE = re.compile(rf"{KEY_PREFIX}_(?P<prefix>[0-9a-f]{{8}})_(?P<secret>[A-Za-z0-9_-]+)")
+MIN_SECRET_CHARS = 43
+MAX_KEY_CHARS = 200
+
+
+class BootstrapKeyError(ValueError):
+    """The deployer's first admin key cannot be used; the message never quotes the key."""
+
+
+def read_bootstrap_key(path: Path) -> str:
+    """The admin key held in `path` (e.g. a mounted secret), checked to be a strong gateway key."""
+    setting = "GATEWAY_BOOTSTRAP_ADMIN_KEY_FILE"
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise BootstrapKeyError(f"{setting}: cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise BootstrapKeyError(f"{setting}: {path} is not UTF-8 text") from None
+    shape = KEY_SHAPE.fullmatch(key)
+    if shape is None or len(key) > MAX_KEY_CHARS:
+        raise BootstrapKeyError(
+            f"{setting}: {path} does not hold a gateway API key; one looks like "
+            f"{KEY_PREFIX}_<8 hex digits>_<43 or more URL-safe base64 characters>"
+        )
+    if len(shape["secret"]) < MIN_SECRET_CHARS:
+        raise BootstrapKeyError(
+            f"{setting}: the key in {path} is too short; its random part needs "
+            f"{MIN_SECRET_CHARS} or more characters (256 bits)"
+        )
+    return key
+
+
+def bootstrap_admin(session: Session, *, key: str, now: datetime) -> ApiClient | None:
+    """Create an admin holding `key` unless an active admin exists; None when nothing is done."""
+    if clients_repo.any_active_with_role(session, Role.ADMIN.value):
+        return None
+    if clients_repo.get_by_key_hash(session, hash_key(key)) is not None:
+        # Reviving a revoked key, or promoting another client's, would undo someone's decision.
+        raise BootstrapKeyError(
+            "GATEWAY_BOOTSTRAP_ADMIN_KEY_FILE: that key was revoked or belongs to another "
+            "client; put a new key in the file"
+        )
+    shape = KEY_SHAPE.fullmatch(key)
+    if shape is None:
+        raise BootstrapKeyError("GATEWAY_BOOTSTRAP_ADMIN_KEY_FILE: not a gateway API key")
+    client = ApiClient(
+        id=uuid.uuid4(),
+        name=BOOTSTRAP_ADMIN_NAME,
+        role=Role.ADMIN.value,
+        source=None,
+        key_prefix=shape["prefix"],
+        key_hash=hash_key(key),
+        created_at=now,
+    )
+    return clients_repo.add(session, client)
 
 
 def authenticate(session: Session, key: str) -> Principal | None:

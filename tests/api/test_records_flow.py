@@ -239,6 +239,6 @@ async def test_liveness_needs_no_credential_and_readiness_checks_the_schema(
         "database": None,
         "schema_revision": None,
     }
-    ready = await client.get("/health/ready", headers=bearer(make_key(Role.CENTRAL)))
+    ready = await client.get("/health/ready", headers=bearer(make_key(Role.OPERATOR)))
     assert ready.status_code == 200
     assert ready.json()["schema_revision"] == migrate.head_revision()
