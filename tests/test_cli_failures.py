@@ -334,3 +334,50 @@ def test_a_database_error_in_an_import_is_one_line_without_the_driver_detail(
     assert "--debug" in told[1]
     for leak in ("CANARY-EXT-5521", record["person"]["surname"], "CONTEXT", "DETAIL", "[SQL"):
         assert leak not in result.output
+
+
+# --- clients revoke: no lock-out by accident ------------------------------------------------
+
+
+def _create(role: str) -> str:
+    result = runner.invoke(app, ["clients", "create", "--name", f"{role} one", "--role", role])
+    assert result.exit_code == 0, result.output
+    return result.output.split()[1]
+
+
+def _state(client_id: str) -> str:
+    listing = runner.invoke(app, ["clients", "list"]).output
+    line = next(line for line in listing.splitlines() if line.startswith(client_id))
+    return "active" if "  active  " in line else "revoked"
+
+
+def test_the_last_active_admin_key_is_revoked_only_with_the_flag(cli_env: str) -> None:
+    admin = _create("admin")
+
+    refused = runner.invoke(app, ["clients", "revoke", admin])
+
+    told = assert_told(refused, exit_code=2, says="last active admin key")
+    assert "--allow-last-admin" in told[1]
+    assert _state(admin) == "active"
+    allowed = runner.invoke(app, ["clients", "revoke", admin, "--allow-last-admin"])
+    assert allowed.exit_code == 0, allowed.output
+    assert _state(admin) == "revoked"
+
+
+def test_an_admin_key_with_another_admin_left_and_other_keys_revoke_plainly(
+    cli_env: str,
+) -> None:
+    first, second, operator = _create("admin"), _create("admin"), _create("operator")
+
+    for client in (first, operator):
+        result = runner.invoke(app, ["clients", "revoke", client])
+        assert result.exit_code == 0, result.output
+        assert _state(client) == "revoked"
+    assert runner.invoke(app, ["clients", "revoke", second]).exit_code == 2
+    assert _state(second) == "active"
+
+
+def test_revoking_something_that_is_not_a_client_id_says_so(cli_env: str) -> None:
+    result = runner.invoke(app, ["clients", "revoke", "not-a-uuid"])
+
+    assert_told(result, exit_code=2, says="not a client id")

@@ -111,3 +111,13 @@ def rotate_named(
     """Revoke every active client of this name and create a fresh one (used for the demo key)."""
     clients_repo.revoke_by_name(session, name, at=now)
     return create(session, name=name, role=role, source=source, now=now)
+
+
+def count_active_admins(session: Session) -> int:
+    """Admin clients whose key is not revoked (the keys that can still manage clients)."""
+    # Clients number in the tens, so counting the listing avoids a query of its own.
+    return sum(
+        1
+        for client in clients_repo.list_all(session)
+        if client.role == Role.ADMIN and client.revoked_at is None
+    )
