@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where `make run` serves: `make run PORT=8001` beside a server already on 8000.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install run test lint format bench bench-import bench-generate bench-matching bench-feed bench-pathological openapi schema swagger-ui clean
 
@@ -17,7 +20,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/crc-gateway migrate
-	$(BIN)/crc-gateway serve --demo-key --host 127.0.0.1 --port 8000
+	$(BIN)/crc-gateway serve --demo-key --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

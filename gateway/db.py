@@ -24,6 +24,10 @@ T = TypeVar("T")
 _RETRYABLE_PG_CODES = frozenset({"40001", "40P01", "23505"})
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be opened; the message says where and why, never a value."""
+
+
 def _json_dumps(value: Any) -> str:
     # Every stored record carries several JSON documents; orjson encodes them ~5x faster.
     return orjson.dumps(value).decode()
@@ -35,7 +39,14 @@ def build_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                why = "a file is in the way" if isinstance(error, FileExistsError) else None
+                raise DatabaseUnavailable(
+                    f"cannot create the folder of the SQLite database {path}: "
+                    f"{why or error.strerror or type(error).__name__}"
+                ) from error
         engine = create_engine(
             url,
             json_serializer=_json_dumps,

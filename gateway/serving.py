@@ -14,11 +14,14 @@ import json
 import logging
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 from gateway.settings import Settings
 
@@ -138,11 +141,8 @@ class GatewayServer(uvicorn.Server):
         self._on_exit()
 
 
-def build_server(settings: Settings, *, host: str, port: int) -> GatewayServer:
-    """The app and the uvicorn server that runs it, with the limits in `settings.server`."""
-    from gateway.main import create_app
-
-    app = create_app(settings)
+def build_server(settings: Settings, app: FastAPI, *, host: str, port: int) -> GatewayServer:
+    """The uvicorn server that runs `app`, with the limits in `settings.server`."""
     limits = settings.server
     config = GatewayConfig(
         app,

@@ -7,10 +7,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/gateway.db"
+# The PostgreSQL driver the gateway ships with; bare `postgres://` and `postgresql://` URLs use it.
+POSTGRES_SCHEME = "postgresql+psycopg"
 
 
 class PollSettings(BaseModel):
@@ -276,6 +278,16 @@ class Settings(BaseSettings):
     docs_enabled: bool = Field(True, description="Serve /docs and /openapi.json.")
     log_format: str = Field("json", pattern="^(json|text)$")
     log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_uses_the_installed_driver(cls, url: str) -> str:
+        # Heroku-style `postgres://` is no SQLAlchemy dialect, and `postgresql://` means psycopg2,
+        # which is not installed: both are what people paste, so both mean psycopg here.
+        scheme, separator, rest = url.partition("://")
+        if separator and scheme.lower() in ("postgres", "postgresql"):
+            return f"{POSTGRES_SCHEME}://{rest}"
+        return url
 
     @property
     def is_sqlite(self) -> bool:

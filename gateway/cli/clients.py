@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
 
 from gateway.cli.app import app, database
+from gateway.cli.failures import CommandFailed
 
 clients_app = typer.Typer(help="Manage API clients and their keys.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
@@ -19,7 +21,6 @@ def clients_create(
     source: Annotated[str | None, typer.Option(help="The source a source client writes.")] = None,
 ) -> None:
     """Create a client and print its API key (shown once; stored only as a hash)."""
-    from gateway.errors import GatewayError
     from gateway.models import utcnow
     from gateway.services import clients
     from gateway.services.clients import Role
@@ -27,8 +28,9 @@ def clients_create(
     try:
         parsed_role = Role(role)
     except ValueError:
-        typer.echo(f"role must be one of: {', '.join(r.value for r in Role)}", err=True)
-        raise typer.Exit(2) from None
+        raise CommandFailed(
+            f"role must be one of: {', '.join(r.value for r in Role)}", exit_code=2
+        ) from None
     db = database()
     try:
         client, key = db.write(
@@ -36,9 +38,6 @@ def clients_create(
                 session, name=name, role=parsed_role, source=source, now=utcnow()
             )
         )
-    except GatewayError as error:
-        typer.echo(f"error: {error.detail}", err=True)
-        raise typer.Exit(2) from None
     finally:
         db.dispose()
     typer.echo(f"client {client.id} ({client.role}{'/' + client.source if client.source else ''})")
@@ -64,24 +63,45 @@ def clients_list() -> None:
 
 
 @clients_app.command("revoke")
-def clients_revoke(client_id: str) -> None:
-    """Revoke a client's key."""
-    import uuid
+def clients_revoke(
+    client_id: str,
+    allow_last_admin: Annotated[
+        bool,
+        typer.Option(
+            "--allow-last-admin",
+            help="Revoke even the last active admin key (then only this command can make another).",
+        ),
+    ] = False,
+) -> None:
+    """Revoke a client's key. The last active admin key needs --allow-last-admin."""
+    from sqlalchemy.orm import Session
 
-    from gateway.errors import GatewayError
     from gateway.models import utcnow
     from gateway.services import clients
 
+    try:
+        parsed_id = uuid.UUID(client_id)
+    except ValueError:
+        raise CommandFailed(
+            "not a client id: give the id `crc-gateway clients list` shows", exit_code=2
+        ) from None
+
+    def revoke(session: Session) -> None:
+        # The service checks in the revoking transaction, with the admin rows locked.
+        try:
+            clients.revoke(session, parsed_id, now=utcnow(), allow_lockout=allow_last_admin)
+        except clients.AdminLockout:
+            raise CommandFailed(
+                "this is the last active admin key: without it nobody can manage clients "
+                "over the API",
+                hint="create another admin first (`crc-gateway clients create --role admin`), "
+                "or pass --allow-last-admin",
+                exit_code=2,
+            ) from None
+
     db = database()
     try:
-        db.write(
-            lambda session: clients.revoke(
-                session, uuid.UUID(client_id), now=utcnow(), revoked_by=None
-            )
-        )
-    except (GatewayError, ValueError):
-        typer.echo("error: no active client with that id", err=True)
-        raise typer.Exit(2) from None
+        db.write(revoke)
     finally:
         db.dispose()
     typer.echo("revoked")

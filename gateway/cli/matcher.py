@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from gateway.cli.app import app, database
+from gateway.cli.failures import CommandFailed
 
 matcher_app = typer.Typer(help="The identity-matching model.", no_args_is_help=True)
 app.add_typer(matcher_app, name="matcher")
@@ -36,18 +37,13 @@ def matcher_train(
 
     Point GATEWAY_MATCHING__MODEL_FILE at the file to use it; every decision records its version.
     """
-    from gateway.matching import ModelFileError, load_model, train, view_of
+    from gateway.matching import load_model, train, view_of
     from gateway.repositories import source_records as source_records_repo
     from gateway.settings import get_settings
 
     if out.exists() and not force:
-        typer.echo(f"error: {out} exists (pass --force to overwrite)", err=True)
-        raise typer.Exit(2)
-    try:
-        start = load_model(base or get_settings().matching.model_file)
-    except ModelFileError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise CommandFailed(f"{out} exists", hint="pass --force to overwrite it", exit_code=2)
+    start = load_model(base or get_settings().matching.model_file)
     console = Console(stderr=True)
     db = database()
     try:
@@ -83,8 +79,8 @@ def matcher_train(
                 progress=advance,
             )
         except ValueError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
+            # Training refuses too few records or pairs; its message says which, never a value.
+            raise CommandFailed(str(error), exit_code=2) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     model.dump(out)
     info = model.trained
@@ -100,14 +96,10 @@ def matcher_show(
     ] = None,
 ) -> None:
     """Print a model's version, prior, bands and each field's levels in match weights."""
-    from gateway.matching import ModelFileError, load_model
+    from gateway.matching import load_model
     from gateway.settings import get_settings
 
-    try:
-        model = load_model(model_file or get_settings().matching.model_file)
-    except ModelFileError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    model = load_model(model_file or get_settings().matching.model_file)
     typer.echo(f"model {model.version}: {model.description}")
     bands = model.bands
     typer.echo(

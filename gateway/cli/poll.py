@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 
-from adapters import registry
-from gateway.cli.app import app, database
+from gateway.cli.app import app, configured_matcher, configured_sources, database
+from gateway.cli.failures import CommandFailed
 from gateway.logs import configure_logging
 from gateway.services import polling
-from gateway.services.identity import Matcher
 from gateway.services.polling import PollOutcome, PollResult
-from gateway.services.sources import ConfiguredSource, SourceRegistry
+from gateway.services.sources import ConfiguredSource
 from gateway.settings import get_settings
 
 
@@ -39,10 +38,10 @@ def poll(
     """
     settings = get_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    polled = SourceRegistry(registry.discover(), settings).polled()
+    polled = configured_sources(settings).polled()
     selected = _select(polled, source or [])
+    matcher = configured_matcher(settings)
     db = database()
-    matcher = Matcher.from_settings(settings)
     poller = polling.BackgroundPoller(db, selected, matcher=matcher)
     try:
         if once:
@@ -76,19 +75,20 @@ def poll(
 
 def _select(polled: list[ConfiguredSource], names: list[str]) -> list[ConfiguredSource]:
     if not polled:
-        typer.echo("error: no source is configured to be polled", err=True)
-        raise typer.Exit(2)
+        raise CommandFailed(
+            "no source is configured to be polled",
+            hint="give a source `poll:` settings in GATEWAY_SOURCES_FILE (see README.md)",
+            exit_code=2,
+        )
     if not names:
         return polled
     by_name = {source.name: source for source in polled}
     unknown = sorted(set(names) - set(by_name))
     if unknown:
-        typer.echo(
-            f"error: not a polled source: {', '.join(unknown)} "
-            f"(polled: {', '.join(sorted(by_name))})",
-            err=True,
+        raise CommandFailed(
+            f"not a polled source: {', '.join(unknown)} (polled: {', '.join(sorted(by_name))})",
+            exit_code=2,
         )
-        raise typer.Exit(2)
     return [by_name[name] for name in dict.fromkeys(names)]
 
 

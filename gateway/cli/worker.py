@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.app import app, database
+from gateway.cli.app import app, configured_matcher, database
 from gateway.logs import configure_logging
 from gateway.services.delivery import DeliveryWorker
-from gateway.services.identity import Matcher
 from gateway.settings import get_settings
 
 
@@ -25,8 +24,8 @@ def worker(
     workers: each delivery is claimed by one worker at a time."""
     settings = get_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    policy = configured_matcher(settings).policy
     db = database()
-    policy = Matcher.from_settings(settings).policy
 
     async def main() -> None:
         delivery = DeliveryWorker(db, settings.webhooks, policy=policy)

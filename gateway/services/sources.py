@@ -39,17 +39,39 @@ def load_source_settings(settings: Settings) -> dict[str, SourceSettings]:
 
 
 def _read_sources_file(path: Path) -> dict[str, SourceSettings]:
+    where = f"sources file {path} (GATEWAY_SOURCES_FILE)"
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise AdapterLoadError(f"sources file {path}: {error}") from error
-    entries = (document or {}).get("sources", {}) if isinstance(document, dict) else None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AdapterLoadError(f"{where} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise AdapterLoadError(f"{where} cannot be read: {reason}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise AdapterLoadError(f"sources file {path}{at}: {problem}") from None
+    if document is None:
+        raise AdapterLoadError(f"{where} is empty: it needs a `sources:` mapping")
+    entries = document.get("sources", {}) if isinstance(document, dict) else None
     if not isinstance(entries, dict):
-        raise AdapterLoadError(f"sources file {path}: expected a mapping under `sources:`")
-    try:
-        return {str(name): SourceSettings.model_validate(entry) for name, entry in entries.items()}
-    except ValidationError as error:
-        raise AdapterLoadError(f"sources file {path}: {error}") from error
+        raise AdapterLoadError(f"{where}: expected a mapping under `sources:`")
+    sources: dict[str, SourceSettings] = {}
+    for name, entry in entries.items():
+        try:
+            sources[str(name)] = SourceSettings.model_validate(entry)
+        except ValidationError as error:
+            # One line per mistake, without the values: a source's config may hold a secret.
+            problems = "; ".join(
+                ".".join(["sources", str(name), *(str(part) for part in item["loc"])])
+                + f": {item['msg']}"
+                for item in error.errors(include_url=False, include_input=False)
+            )
+            raise AdapterLoadError(f"sources file {path}: {problems}") from None
+    return sources
 
 
 class SourceRegistry:
