@@ -125,3 +125,16 @@ def bearer(key: str) -> dict[str, str]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli_database(
+    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Database]:
+    """The suite's database, as the command line finds it through GATEWAY_DATABASE_URL."""
+    from gateway.settings import get_settings
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield db
+    get_settings.cache_clear()

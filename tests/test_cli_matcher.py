@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from adapters.base import AdapterConfig
@@ -16,20 +14,9 @@ from gateway.db import Database
 from gateway.matching import load_model
 from gateway.models import utcnow
 from gateway.services import ingest
-from gateway.settings import get_settings
 from tests.builders import as_raw_records, make_case_record
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def run_database(
-    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Database]:
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield db
-    get_settings.cache_clear()
 
 
 def _store(db: Database, count: int) -> None:
@@ -53,9 +40,9 @@ def _store(db: Database, count: int) -> None:
 
 
 def test_train_writes_a_model_that_loads_and_show_prints_it(
-    run_database: Database, tmp_path: Path
+    cli_database: Database, tmp_path: Path
 ) -> None:
-    _store(run_database, 120)
+    _store(cli_database, 120)
     out = tmp_path / "model.json"
 
     trained = runner.invoke(cli.app, ["matcher", "train", "--out", str(out), "--max-pairs", "5000"])
@@ -73,8 +60,8 @@ def test_train_writes_a_model_that_loads_and_show_prints_it(
     assert "exists" in again.output
 
 
-def test_train_refuses_too_few_records(run_database: Database, tmp_path: Path) -> None:
-    _store(run_database, 3)
+def test_train_refuses_too_few_records(cli_database: Database, tmp_path: Path) -> None:
+    _store(cli_database, 3)
 
     result = runner.invoke(cli.app, ["matcher", "train", "--out", str(tmp_path / "m.json")])
 

@@ -81,7 +81,8 @@ def decode_cursor(cursor: str | None) -> int:
         value = int(seq)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("the cursor is not one this feed issued") from None
-    if version != _CURSOR_VERSION or value < 0:
+    # Past a 64-bit sequence number no feed reaches: the driver would refuse it.
+    if version != _CURSOR_VERSION or not 0 <= value < 2**63:
         raise BadRequest("the cursor is not one this feed issued")
     return value
 

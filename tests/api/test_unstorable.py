@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from gateway.cli import app as cli_app
 from gateway.db import Database
 from gateway.models import RejectedRecord, SourceRecord
 from gateway.services.clients import Role
-from gateway.settings import get_settings
 from tests.builders import make_case_record
 from tests.conftest import KeyMaker, bearer
 
@@ -182,16 +181,6 @@ async def test_an_uploaded_file_stores_every_record_but_the_unstorable_one(
     assert stored == 2999
     assert rejected.position == "line 1501"
     assert rejected.errors[0]["path"] == "case.events[0].requirements[0].amount"
-
-
-@pytest.fixture
-def cli_database(
-    database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Database]:
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield db
-    get_settings.cache_clear()
 
 
 @pytest.mark.slow

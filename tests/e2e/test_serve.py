@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +12,9 @@ import httpx
 import pytest
 
 from tests.builders import make_case_record
+from tests.e2e.servers import CLI, free_port, stop, wait_until_live
 
 pytestmark = pytest.mark.slow
-
-CLI = str(Path(sys.executable).with_name("crc-gateway"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -48,26 +37,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start: {stderr_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+        wait_until_live(process, base, stderr_path)
         match = re.search(r"(crcgw_\S+)", stdout_path.read_text())
         assert match is not None, "the demo key was not printed"
         yield base, match.group(1), stderr_path
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
 
 
 def test_the_printed_demo_key_pushes_a_record_that_shows_up_everywhere(

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +13,12 @@ import httpx
 import pytest
 
 from gateway.db import Database
+from tests.e2e.servers import CLI, free_port, stop
 
 pytestmark = pytest.mark.slow
 
-CLI = str(Path(sys.executable).with_name("crc-gateway"))
 # A second server gives up at once; this only stops a hung one from hanging the suite.
 GIVE_UP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -65,12 +56,7 @@ def first(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[int, str]]:
         assert status(port, key) == 200
         yield port, key
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
 
 
 def status(port: int, key: str) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_serve import CLI, free_port
+from tests.e2e.servers import CLI, free_port, wait_until_live
 
 pytestmark = pytest.mark.slow
 
@@ -59,16 +59,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start: {stderr_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+        wait_until_live(process, base, stderr_path)
         yield Served(process, base, port, key)
     finally:
         if process.poll() is None:

@@ -115,7 +115,9 @@ async def test_a_revoked_admin_does_not_count_as_an_admin(
     old_key = make_key(Role.ADMIN, name="former admin")
     old = db.read(lambda session: clients.authenticate(session, old_key))
     assert old is not None
-    db.write(lambda session: clients.revoke(session, old.client_id, now=utcnow()))
+    db.write(
+        lambda session: clients.revoke(session, old.client_id, now=utcnow(), allow_lockout=True)
+    )
     key, _ = clients.generate_key()
     put(key_file, key)
 
@@ -134,7 +136,11 @@ async def test_a_revoked_bootstrap_key_is_never_revived(
     await start(app_with_key_file(monkeypatch, database_url, db, key_file))
     principal = db.read(lambda session: clients.authenticate(session, key))
     assert principal is not None
-    db.write(lambda session: clients.revoke(session, principal.client_id, now=utcnow()))
+    db.write(
+        lambda session: clients.revoke(
+            session, principal.client_id, now=utcnow(), allow_lockout=True
+        )
+    )
 
     with pytest.raises(BootstrapKeyError, match="revoked") as refused:
         await start(app_with_key_file(monkeypatch, database_url, db, key_file))
