@@ -25,7 +25,7 @@ PROBLEM_RESPONSES: dict[str, str] = {
     "413": "The body is larger than the limit",
     "422": "The request is not valid; `errors` names each field at fault",
 }
-# Routes open without a credential, which no role check can refuse.
+# Routes open without a credential: no credential or role check can refuse them.
 _OPEN_PATHS = ("/health/live",)
 
 
@@ -91,9 +91,9 @@ def _declare_problems(document: dict[str, Any]) -> None:
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     response["content"] = problem
-            if path in _OPEN_PATHS:
-                continue
             for status, description in PROBLEM_RESPONSES.items():
+                if path in _OPEN_PATHS and status in ("401", "403"):
+                    continue
                 responses.setdefault(status, {"description": description, "content": problem})
     schemas = document.get("components", {}).get("schemas", {})
     # FastAPI's own validation error shapes: the problem document replaced them.

@@ -109,3 +109,18 @@ def test_every_operation_keeps_its_contract(
 
 def test_the_deviations_name_real_operations() -> None:
     assert set(VALID_YET_REFUSED) | set(INVALID_YET_ANSWERED) <= set(OPERATIONS)
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_every_operation_declares_its_problem_answers(label: str) -> None:
+    method, path = label.split(" ", 1)
+    responses = DOCUMENT["paths"][path][method.lower()]["responses"]
+    expected = {"400", "401", "403", "404", "409", "413", "422"}
+    if path == "/health/live":
+        expected -= {"401", "403"}  # open to anyone: no credential or role can be refused
+
+    assert expected <= set(responses)
+    for status, response in responses.items():
+        if status[0] in "45":
+            schema = response["content"]["application/problem+json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Problem"}
