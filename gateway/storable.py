@@ -54,6 +54,44 @@ def _number_problem(value: int | float) -> str | None:
 
 def first_unstorable(value: Any, *, prefix: str = "") -> Unstorable | None:
     """The first value under `value` that the database cannot store, with its dotted path."""
+    # Every record passes through here twice: a path is built only for one that fails.
+    if _storable(value, 0):
+        return None
+    return _locate(value, prefix)
+
+
+def _text_ok(text: str) -> bool:
+    if text.isascii():
+        return "\x00" not in text
+    return text_problem(text) is None
+
+
+def _storable(value: Any, depth: int) -> bool:
+    kind = type(value)
+    if kind is str:
+        return _text_ok(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            return False
+        for key, child in value.items():
+            if type(key) is not str or not _text_ok(key) or not _storable(child, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth >= MAX_DEPTH:
+            return False
+        return all(_storable(child, depth + 1) for child in value)
+    if kind is int:
+        return bool(INT64_MIN <= value <= INT64_MAX)
+    if value is None or kind is bool:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    # Subclasses of str, int and float, and anything else: the thorough walk decides.
+    return _locate(value, "") is None
+
+
+def _locate(value: Any, prefix: str) -> Unstorable | None:
     pending: list[tuple[Any, str, int]] = [(value, prefix, 0)]
     while pending:
         item, path, depth = pending.pop()
