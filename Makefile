@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format bench bench-import bench-generate bench-matching bench-feed bench-pathological openapi schema swagger-ui clean
+.PHONY: install run test lint format bench bench-import bench-generate bench-matching bench-linkage bench-feed bench-pathological openapi schema swagger-ui clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crc-gateway needs Python 3.11 or newer (set PYTHON=...)")'
@@ -45,6 +45,9 @@ bench-generate: $(STAMP)
 
 bench-matching: $(STAMP)
 	$(BIN)/python bench/matching.py $(BENCH_ARGS)
+
+bench-linkage: $(STAMP)
+	$(BIN)/python bench/linkage.py $(BENCH_ARGS)
 
 bench-feed: $(STAMP)
 	$(BIN)/python bench/feed.py $(BENCH_ARGS)
