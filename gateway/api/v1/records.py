@@ -48,6 +48,19 @@ class RecordResultOut(BaseModel):
         None, description="The golden person the record is linked to."
     )
     errors: list[FieldErrorOut] = Field(default_factory=list)
+    resolution: ingest.PersonResolution | None = Field(
+        None,
+        description="What identity resolution did: `new_person` (no match), `linked` (to an "
+        "existing person, see `method`) or `review` (a new person for now, with a possible "
+        "match in the review queue). Null when unchanged, rejected, or an update that tied no "
+        "other person to its own.",
+    )
+    method: ingest.LinkMethod | None = Field(
+        None,
+        description="How a `linked` record was linked: the strong identifier it shares "
+        "(`crn`, `pnc`, `cro`, `noms`), the model's score (`probabilistic`), or `merged` "
+        "when it tied several persons together, which were merged into one.",
+    )
 
 
 class BatchSummaryOut(BaseModel):
@@ -104,6 +117,8 @@ def _result_out(result: ingest.RecordOutcome) -> RecordResultOut:
         external_id=result.external_id,
         person_id=result.person_id,
         errors=[FieldErrorOut(**error) for error in result.errors],
+        resolution=result.resolution,
+        method=result.method,
     )
 
 
