@@ -74,10 +74,9 @@ def list_for_persons(
 def page_for_source(
     session: Session, source: str, *, external_id: str | None, after: str | None, limit: int
 ) -> Sequence[SourceRecord]:
-    """A source's records in external-id order, after `after` (keyset pagination).
-
-    Served by the (source, external_id) unique index; the stored documents are not loaded.
-    """
+    """A source's records in external-id order, after `after` (keyset pagination)."""
+    # The (source, external_id) unique index serves both the filter and the order; the stored
+    # documents are left unloaded, since a page of them can be large.
     statement = (
         select(SourceRecord)
         .options(

@@ -50,8 +50,7 @@ class PersonResolution(StrEnum):
 
 
 class LinkMethod(StrEnum):
-    """How a record was linked: the strong identifier it shares, the model's score, or a
-    merge of several persons it ties together."""
+    """How a record was linked: a shared strong identifier, the model's score, or a merge."""
 
     CRN = "crn"
     PNC = "pnc"
@@ -69,11 +68,10 @@ class RecordOutcome:
     person_id: uuid.UUID | None = None
     source_record_id: uuid.UUID | None = None
     errors: list[FieldError] = field(default_factory=list)
+    # None when no identity decision was made: unchanged, rejected, or an update that tied no
+    # one else to its person.
     resolution: PersonResolution | None = None
-    """None when no identity decision was made (unchanged, rejected, or an update that tied no
-    one else to its person)."""
-    method: LinkMethod | None = None
-    """Set when `resolution` is LINKED."""
+    method: LinkMethod | None = None  # set when `resolution` is LINKED
 
 
 def resolution_of(resolution: Resolution) -> tuple[PersonResolution, LinkMethod | None]:
