@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, cast, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
-from gateway.models import RejectedRecord, SourceRecord, SourceRecordVersion
+from gateway.models import Person, RejectedRecord, SourceRecord, SourceRecordVersion
 from gateway.repositories.dialect import supports_row_locks
 
 
@@ -69,6 +69,51 @@ def list_for_persons(
     for record in rows:
         grouped[record.person_id].append(record)
     return grouped
+
+
+def page_for_source(
+    session: Session, source: str, *, external_id: str | None, after: str | None, limit: int
+) -> Sequence[SourceRecord]:
+    """A source's records in external-id order, after `after` (keyset pagination)."""
+    # The (source, external_id) unique index serves both the filter and the order; the stored
+    # documents are left unloaded, since a page of them can be large.
+    statement = (
+        select(SourceRecord)
+        .options(
+            defer(SourceRecord.payload, raiseload=True),
+            defer(SourceRecord.canonical, raiseload=True),
+        )
+        .where(SourceRecord.source == source)
+    )
+    if external_id is not None:
+        statement = statement.where(SourceRecord.external_id == external_id)
+    if after is not None:
+        statement = statement.where(SourceRecord.external_id > after)
+    return session.scalars(statement.order_by(SourceRecord.external_id).limit(limit)).all()
+
+
+def live_persons_of(
+    session: Session, person_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """The live person each id now stands for, following merges (one query per merge hop)."""
+    live = {person_id: person_id for person_id in person_ids}
+    pending = set(live)
+    seen: set[uuid.UUID] = set()
+    while pending:
+        seen |= pending
+        rows = session.execute(
+            select(Person.id, Person.merged_into_id).where(
+                Person.id.in_(pending), Person.merged_into_id.is_not(None)
+            )
+        ).all()
+        hops: dict[uuid.UUID, uuid.UUID] = {
+            person_id: merged_into for person_id, merged_into in rows if merged_into is not None
+        }
+        for start, current in live.items():
+            if current in hops:
+                live[start] = hops[current]
+        pending = set(hops.values()) - seen
+    return live
 
 
 def add_rejected(session: Session, rejected: RejectedRecord) -> None:

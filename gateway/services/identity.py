@@ -99,6 +99,8 @@ class Resolution:
     match_weight: float | None = None
     explanation: dict[str, Any] = field(default_factory=dict)
     pending_review: bool = False
+    identifiers: tuple[str, ...] = ()
+    """For an identifier link, the strong identifier kinds the record shares with its person."""
 
 
 @dataclass(slots=True)
@@ -114,6 +116,8 @@ class _Candidates:
 
     best: dict[uuid.UUID, _Scored] = field(default_factory=dict)
     agree: set[uuid.UUID] = field(default_factory=set)
+    # Which strong identifier kinds agreed, per person in `agree`: says how a link was made.
+    agreed_kinds: dict[uuid.UUID, set[str]] = field(default_factory=dict)
     conflict: set[uuid.UUID] = field(default_factory=set)
     ranked: list[tuple[uuid.UUID, _Scored]] = field(default_factory=list)
     linkable: list[uuid.UUID] = field(default_factory=list)
@@ -233,10 +237,10 @@ class BatchResolver:
             pair = score(view, known.view, model)
             if pair.identifiers_conflict:
                 found.conflict.add(person_id)
-            if "twins" not in pair.guards and any(
-                kind in STRONG_IDENTIFIER_KINDS for kind in pair.identifiers_agree
-            ):
+            strong = [kind for kind in pair.identifiers_agree if kind in STRONG_IDENTIFIER_KINDS]
+            if "twins" not in pair.guards and strong:
                 found.agree.add(person_id)
+                found.agreed_kinds.setdefault(person_id, set()).update(strong)
             held = found.best.get(person_id)
             if held is None or pair.match_weight > held.score.match_weight:
                 found.best[person_id] = _Scored(pair, record_id)
@@ -267,6 +271,7 @@ class BatchResolver:
             return
         found.conflict.discard(person_id)
         found.agree.add(person_id)
+        found.agreed_kinds.setdefault(person_id, set()).add("crn")
         if person_id not in found.best:
             found.best[person_id] = _Scored(score(view, golden, self.matcher.model), None)
 
@@ -292,6 +297,11 @@ class BatchResolver:
                 candidate_person_id=chosen[0],
                 match_weight=top.score.match_weight,
                 explanation=explanation,
+                identifiers=tuple(
+                    kind
+                    for kind in STRONG_IDENTIFIER_KINDS
+                    if kind in found.agreed_kinds.get(chosen[0], ())
+                ),
             )
         possible = [
             person_id

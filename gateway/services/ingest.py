@@ -27,7 +27,7 @@ from gateway.repositories import subscriptions as subscriptions_repo
 from gateway.services import audit, changes
 from gateway.services.clients import Principal
 from gateway.services.golden import LinkedRecord, SurvivorshipPolicy, build_golden
-from gateway.services.identity import BatchResolver, Matcher, default_matcher
+from gateway.services.identity import BatchResolver, Matcher, Resolution, default_matcher
 from gateway.storable import Unstorable, as_json_text, first_unstorable, safe_text
 from schemas import SCHEMA_VERSION, CaseRecord
 
@@ -41,6 +41,25 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
 
 
+class PersonResolution(StrEnum):
+    """What identity resolution did with a record in this request."""
+
+    NEW_PERSON = "new_person"
+    LINKED = "linked"
+    REVIEW = "review"
+
+
+class LinkMethod(StrEnum):
+    """How a record was linked: a shared strong identifier, the model's score, or a merge."""
+
+    CRN = "crn"
+    PNC = "pnc"
+    CRO = "cro"
+    NOMS = "noms"
+    PROBABILISTIC = "probabilistic"
+    MERGED = "merged"
+
+
 @dataclass
 class RecordOutcome:
     index: int
@@ -49,6 +68,24 @@ class RecordOutcome:
     person_id: uuid.UUID | None = None
     source_record_id: uuid.UUID | None = None
     errors: list[FieldError] = field(default_factory=list)
+    # None when no identity decision was made: unchanged, rejected, or an update that tied no
+    # one else to its person.
+    resolution: PersonResolution | None = None
+    method: LinkMethod | None = None  # set when `resolution` is LINKED
+
+
+def resolution_of(resolution: Resolution) -> tuple[PersonResolution, LinkMethod | None]:
+    """The resolver's decision about a new record, in the terms the push response uses."""
+    if resolution.person_id is None:
+        if resolution.pending_review:
+            return PersonResolution.REVIEW, None
+        return PersonResolution.NEW_PERSON, None
+    if resolution.merge:
+        return PersonResolution.LINKED, LinkMethod.MERGED
+    if resolution.identifiers:
+        # The strongest kind shared (CRN, then PNC, CRO, NOMS), as the resolver lists them.
+        return PersonResolution.LINKED, LinkMethod(resolution.identifiers[0])
+    return PersonResolution.LINKED, LinkMethod.PROBABILISTIC
 
 
 @dataclass
@@ -216,6 +253,7 @@ def _ingest(
     for item in accepted:
         external_id = item.record.provenance.external_id
         stored = existing.get(external_id)
+        decided: tuple[PersonResolution, LinkMethod | None] | None = None
         if stored is not None and stored.content_hash == item.digest:
             results[item.index] = RecordOutcome(
                 index=item.index,
@@ -229,11 +267,18 @@ def _ingest(
             record_id = uuid.uuid4()
             if resolver is not None:
                 started = perf_counter()
-                person = _resolve_new_record(
+                person, resolution = _resolve_new_record(
                     session, resolver, record_id, views[item.index], touched, received_at
                 )
                 match_seconds.append(perf_counter() - started)
+                decided = resolution_of(resolution)
             else:
+                crn = item.record.person.identifiers.crn
+                decided = (
+                    (PersonResolution.LINKED, LinkMethod.CRN)
+                    if crn and crn in persons_by_crn
+                    else (PersonResolution.NEW_PERSON, None)
+                )
                 person = _person_for_new_record(
                     session, item.record, persons_by_crn, touched, received_at
                 )
@@ -261,8 +306,10 @@ def _ingest(
                     ],
                     is_new=False,
                 )
-            if resolver is not None:
-                _rematch_updated(session, resolver, stored, views[item.index], touched, received_at)
+            if resolver is not None and _rematch_updated(
+                session, resolver, stored, views[item.index], touched, received_at
+            ):
+                decided = (PersonResolution.LINKED, LinkMethod.MERGED)
             person = touched[stored.person_id].person
             outcome = Outcome.UPDATED
         _apply_version(session, stored, item, adapter, received_at)
@@ -276,6 +323,8 @@ def _ingest(
             external_id=external_id,
             person_id=person.id,
             source_record_id=stored.id,
+            resolution=decided[0] if decided else None,
+            method=decided[1] if decided else None,
         )
 
     if resolver is not None:
@@ -436,8 +485,8 @@ def _resolve_new_record(
     view: MatchView,
     touched: dict[uuid.UUID, _Touched],
     now: datetime,
-) -> Person:
-    """The person a new record belongs to, merging the persons it ties together."""
+) -> tuple[Person, Resolution]:
+    """The person a new record belongs to, merging the persons it ties together; and why."""
     resolution = resolver.resolve(view)
     if resolution.person_id is None:
         person = Person(
@@ -459,7 +508,7 @@ def _resolve_new_record(
             )
             resolver.merged(resolution.merge, person.id)
     resolver.added(record_id, view, person=person, resolution=resolution)
-    return person
+    return person, resolution
 
 
 def _rematch_updated(
@@ -469,8 +518,8 @@ def _rematch_updated(
     view: MatchView,
     touched: dict[uuid.UUID, _Touched],
     now: datetime,
-) -> None:
-    """A changed record is matched again: persons it now ties are merged into its own."""
+) -> bool:
+    """A changed record is matched again: persons it now ties are merged into its own (True)."""
     resolution = (
         None
         if stored.pinned
@@ -489,6 +538,7 @@ def _rematch_updated(
         resolver.decided(stored.id, resolution, survivor.id)
     # The merge moved the record (the session keeps its person_id in step).
     resolver.rekey(stored.id, view, person_id=stored.person_id)
+    return resolution is not None and resolution.person_id is not None
 
 
 def merge_persons(

@@ -72,6 +72,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
         200,
         lambda: {"json": {"records": [make_case_record()]}},
     ),
+    ("GET", "/v1/sources/{source}/records"): Rule(
+        frozenset({SOURCE_OWN, CENTRAL, OPERATOR, ADMIN}), 200
+    ),
     ("GET", "/v1/changes"): Rule(frozenset({CENTRAL, ADMIN}), 200),
     ("GET", "/v1/persons"): Rule(
         frozenset({CENTRAL, ADMIN}), 200, lambda: {"params": {"crn": random_crn()}}

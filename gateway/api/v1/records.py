@@ -1,5 +1,6 @@
 """POST /v1/sources/{source}/records: a source pushes a JSON batch, or uploads a file in its own
-format; GET /v1/imports/{id}: how an upload's import went."""
+format; GET /v1/sources/{source}/records: what the gateway holds of it; GET /v1/imports/{id}: how
+an upload's import went."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import hashlib
 import io
 import tempfile
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -25,12 +26,12 @@ from gateway.api.deps import (
     require,
     require_source_access,
 )
-from gateway.api.v1.shapes import FieldErrorOut, SourcePath
+from gateway.api.v1.shapes import NO_NUL_PATTERN, FieldErrorOut, SourcePath
 from gateway.db import Database
 from gateway.errors import InvalidRequest, MalformedBody
 from gateway.logs import source_var
 from gateway.models import utcnow
-from gateway.services import idempotency, imports, ingest
+from gateway.services import idempotency, imports, ingest, reconciliation
 from gateway.services.clients import Principal, Role, validate_source_name
 from gateway.services.identity import Matcher
 from gateway.services.sources import SourceRegistry
@@ -38,6 +39,10 @@ from gateway.settings import Settings
 
 router = APIRouter(tags=["records"])
 SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024
+# An external id as stored: the column's width, and no NUL (PostgreSQL refuses it).
+ExternalIdQuery = Annotated[
+    str | None, Query(min_length=1, max_length=ingest.MAX_EXTERNAL_ID, pattern=NO_NUL_PATTERN)
+]
 
 
 class RecordResultOut(BaseModel):
@@ -48,6 +53,19 @@ class RecordResultOut(BaseModel):
         None, description="The golden person the record is linked to."
     )
     errors: list[FieldErrorOut] = Field(default_factory=list)
+    resolution: ingest.PersonResolution | None = Field(
+        None,
+        description="What identity resolution did: `new_person` (no match), `linked` (to an "
+        "existing person, see `method`) or `review` (a new person for now, with a possible "
+        "match in the review queue). Null when unchanged, rejected, or an update that tied no "
+        "other person to its own.",
+    )
+    method: ingest.LinkMethod | None = Field(
+        None,
+        description="How a `linked` record was linked: the strong identifier it shares "
+        "(`crn`, `pnc`, `cro`, `noms`), the model's score (`probabilistic`), or `merged` "
+        "when it tied several persons together, which were merged into one.",
+    )
 
 
 class BatchSummaryOut(BaseModel):
@@ -104,6 +122,8 @@ def _result_out(result: ingest.RecordOutcome) -> RecordResultOut:
         external_id=result.external_id,
         person_id=result.person_id,
         errors=[FieldErrorOut(**error) for error in result.errors],
+        resolution=result.resolution,
+        method=result.method,
     )
 
 
@@ -378,3 +398,88 @@ def get_import(
     row = db.read(lambda session: imports.get_import(session, import_id))
     require_source_access(principal, row.source, roles={Role.OPERATOR})
     return ImportOut.of(imports.ImportSummary.of(row))
+
+
+class DataQualityWarningOut(BaseModel):
+    path: str = Field(description="Dotted path of the field the warning is about.")
+    rule: str = Field(description="Machine-readable name of the rule it broke.")
+    message: str
+
+
+class StoredRecordOut(BaseModel):
+    id: uuid.UUID = Field(description="The source record's id in the gateway.")
+    external_id: str
+    version: int = Field(description="How many distinct versions of it the gateway received.")
+    person_id: uuid.UUID = Field(description="The live person it is linked to, after any merges.")
+    received_at: datetime = Field(description="When its current version arrived.")
+    source_updated_at: datetime | None = Field(
+        description="When the source says it last changed it, if it said."
+    )
+    warnings: list[DataQualityWarningOut] = Field(
+        description="Data-quality warnings on its current version."
+    )
+
+    @classmethod
+    def of(cls, stored: reconciliation.StoredRecord) -> StoredRecordOut:
+        record = stored.record
+        return cls(
+            id=record.id,
+            external_id=record.external_id,
+            version=record.version,
+            person_id=stored.person_id,
+            received_at=record.received_at,
+            source_updated_at=record.source_updated_at,
+            warnings=[DataQualityWarningOut.model_validate(w) for w in stored.warnings],
+        )
+
+
+class StoredRecordPageOut(BaseModel):
+    items: list[StoredRecordOut]
+    next_after: str | None = Field(
+        None, description="Pass as `after` for the next page; null on the last."
+    )
+
+
+@router.get(
+    "/v1/sources/{source}/records",
+    response_model=StoredRecordPageOut,
+    summary="What the gateway holds of a source, for reconciliation",
+    description="The source's stored records in pages ordered by external id, each with its "
+    "version, the person it is linked to now and its data-quality warnings. `external_id` "
+    "narrows the list to that record. Central systems and operators read any source; a source "
+    "client its own.",
+)
+def list_source_records(
+    source: SourcePath,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(require(Role.SOURCE, Role.CENTRAL, Role.OPERATOR))],
+    external_id: ExternalIdQuery = None,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=ingest.MAX_EXTERNAL_ID,
+            pattern=NO_NUL_PATTERN,
+            description="The `next_after` of the previous page",
+        ),
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> StoredRecordPageOut:
+    require_source_access(principal, source, roles={Role.CENTRAL, Role.OPERATOR})
+    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    page = db.write(
+        lambda session: reconciliation.list_source_records(
+            session,
+            source=source,
+            external_id=external_id,
+            after=after,
+            limit=size,
+            principal=principal,
+            now=utcnow(),
+        )
+    )
+    return StoredRecordPageOut(
+        items=[StoredRecordOut.of(item) for item in page],
+        next_after=page[-1].record.external_id if len(page) == size else None,
+    )

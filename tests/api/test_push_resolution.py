@@ -1,0 +1,75 @@
+"""The push response says, per record, whether it made a person, linked to one, or waits."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.services.clients import Role
+from tests.builders import OMIT, make_case_record, random_pnc
+from tests.conftest import KeyMaker, bearer
+
+
+async def push(client: httpx.AsyncClient, key: str, source: str, *records: Any) -> list[Any]:
+    response = await client.post(
+        f"/v1/sources/{source}/records", json={"records": list(records)}, headers=bearer(key)
+    )
+    assert response.status_code == 200, response.text
+    results: list[Any] = response.json()["results"]
+    return results
+
+
+def elsewhere(record: dict[str, Any], **person: Any) -> dict[str, Any]:
+    other = copy.deepcopy(record)
+    other["provenance"]["external_id"] = f"ext-{uuid.uuid4().hex[:12]}"
+    other["person"]["identifiers"] = {}
+    other["person"].update(person)
+    return other
+
+
+@pytest.mark.anyio
+async def test_each_record_reports_how_it_was_resolved(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    north = make_key(Role.SOURCE, source="crc-north")
+    south = make_key(Role.SOURCE, source="crc-south")
+    original = make_case_record(
+        person={"surname": "Fictionworth", "identifiers": {"crn": OMIT, "noms": OMIT}}
+    )
+    [first] = await push(client, north, "crc-north", original)
+    by_pnc = make_case_record(
+        person={
+            "identifiers": {
+                "pnc": original["person"]["identifiers"]["pnc"],
+                "crn": OMIT,
+                "noms": OMIT,
+            }
+        }
+    )
+    typo = elsewhere(original, surname="Fictionwroth")
+    conflicting = elsewhere(original, identifiers={"pnc": random_pnc()})
+
+    linked, probable = await push(client, south, "crc-south", by_pnc, typo)
+    [waiting] = await push(client, south, "crc-south", conflicting)
+    [again] = await push(client, north, "crc-north", original)
+
+    assert (first["outcome"], first["resolution"], first["method"]) == (
+        "created",
+        "new_person",
+        None,
+    )
+    assert (linked["outcome"], linked["resolution"], linked["method"]) == (
+        "created",
+        "linked",
+        "pnc",
+    )
+    assert linked["person_id"] == first["person_id"]
+    assert (probable["resolution"], probable["method"]) == ("linked", "probabilistic")
+    assert probable["person_id"] == first["person_id"]
+    assert (waiting["resolution"], waiting["method"]) == ("review", None)
+    assert waiting["person_id"] != first["person_id"]
+    assert (again["outcome"], again["resolution"], again["method"]) == ("unchanged", None, None)
