@@ -25,7 +25,7 @@ from gateway.api.deps import (
     require,
     require_source_access,
 )
-from gateway.api.v1.shapes import FieldErrorOut, SourcePath
+from gateway.api.v1.shapes import DataQualityWarningOut, FieldErrorOut, SourcePath
 from gateway.db import Database
 from gateway.errors import InvalidRequest, MalformedBody
 from gateway.logs import source_var
@@ -48,6 +48,13 @@ class RecordResultOut(BaseModel):
         None, description="The golden person the record is linked to."
     )
     errors: list[FieldErrorOut] = Field(default_factory=list)
+    warnings: list[DataQualityWarningOut] = Field(
+        default_factory=list,
+        description=(
+            "Identity fields that were invalid or missing: the record was kept with each "
+            "treated as missing for matching (a non-UK postal code is kept as text)."
+        ),
+    )
 
 
 class BatchSummaryOut(BaseModel):
@@ -104,6 +111,7 @@ def _result_out(result: ingest.RecordOutcome) -> RecordResultOut:
         external_id=result.external_id,
         person_id=result.person_id,
         errors=[FieldErrorOut(**error) for error in result.errors],
+        warnings=[DataQualityWarningOut(**warning) for warning in result.warnings],
     )
 
 
@@ -162,6 +170,7 @@ def _process_batch(
     key: str | None,
     request_fingerprint: str,
     matcher: Matcher,
+    strict: bool,
 ) -> tuple[int, str, bool]:
     """In a worker thread: parse, then one write transaction; returns status, body, replayed."""
     raw_records = _parse(adapter, body, content_type, settings.limits.max_batch_records)
@@ -179,6 +188,7 @@ def _process_batch(
             principal=principal,
             received_at=utcnow(),
             matcher=matcher,
+            strict=strict,
         )
         response_body = _to_body(batch)
         if key is not None:
@@ -211,6 +221,7 @@ def _process_upload(
     key: str | None,
     request_fingerprint: str,
     matcher: Matcher,
+    strict: bool,
 ) -> tuple[int, str, bool]:
     """In a worker thread: import the spooled file in chunks; returns status, body, replayed."""
     if key is not None:
@@ -230,6 +241,7 @@ def _process_upload(
             principal=principal,
             chunk_records=settings.limits.import_chunk_records,
             matcher=matcher,
+            strict=strict,
         )
     except BaseException:
         if key is not None:
@@ -337,6 +349,7 @@ async def push_records(
                         "POST", request.url.path, content_type, digest.encode()
                     ),
                     matcher=matcher,
+                    strict=sources.strict(source),
                 )
             )
         finally:
@@ -357,6 +370,7 @@ async def push_records(
                 "POST", request.url.path, content_type, body
             ),
             matcher=matcher,
+            strict=sources.strict(source),
         )
     )
     return _respond(status, response_body, replayed)
