@@ -9,7 +9,8 @@ they report problems only by raising the errors defined here.
 Errors are data about the record or the source, not control flow:
 
 - `RecordRejected`: this one record is bad; the gateway quarantines it with the field errors
-  and carries on with the rest.
+  and carries on with the rest (unless it can keep it with bad identity fields dropped: see
+  `RecordRejected.document`).
 - `PayloadRejected`: the payload as a whole cannot be read (not JSON, no header row, hostile
   XML); nothing in it can be attributed to a record, so the request is refused with a 4xx.
 - `RetriableSourceError`: a polled source failed in a way worth retrying, maybe after
@@ -77,12 +78,25 @@ class FetchedPage:
 
 
 class RecordRejected(Exception):
-    """A record that cannot become a canonical record; carries field-level errors."""
+    """A record that cannot become a canonical record; carries field-level errors.
 
-    def __init__(self, errors: list[FieldError], *, external_id: str | None = None) -> None:
+    `document` is the canonical-shaped dict the adapter built and handed to `CaseRecord`, when
+    that validation is the only thing that failed. Given it, the gateway may keep the record
+    with its invalid identity fields (a date of birth, a surname, an identifier, a postcode)
+    dropped and reported as data-quality warnings; without it the record is quarantined.
+    """
+
+    def __init__(
+        self,
+        errors: list[FieldError],
+        *,
+        external_id: str | None = None,
+        document: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{len(errors)} field error(s)")
         self.errors = errors
         self.external_id = external_id
+        self.document = document
 
 
 class PayloadRejected(Exception):

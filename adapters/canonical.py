@@ -122,7 +122,7 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
             return CaseRecord.model_validate(raw)
         except ValidationError as error:
             raise RecordRejected(
-                field_errors_from(error), external_id=self.external_id_of(raw)
+                field_errors_from(error), external_id=self.external_id_of(raw), document=raw
             ) from None
 
     @staticmethod

@@ -21,6 +21,7 @@ from gateway.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.api.v1 import (
     changes,
     clients,
+    data_quality,
     identity,
     persons,
     quarantine,
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         status,
         clients,
         quarantine,
+        data_quality,
         subscriptions,
     ):
         app.include_router(module.router)

@@ -37,6 +37,11 @@ class SourceSettings(BaseModel):
     adapter: str = "canonical"
     config: dict[str, Any] = Field(default_factory=dict)
     poll: PollSettings | None = None
+    strict: bool = Field(
+        False,
+        description="Quarantine a record with any invalid identity field, instead of keeping "
+        "it with the field dropped and a data-quality warning.",
+    )
 
 
 class LimitSettings(BaseModel):

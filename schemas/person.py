@@ -127,7 +127,8 @@ class Address(CanonicalModel):
     ``postcode`` is canonicalised to upper case with a single space before the inward code
     (``" sw1a1aa"`` becomes ``"SW1A 1AA"``). The no-fixed-abode postcodes ``NF1 1NF`` and
     ``NF1 1FA`` are syntactically valid and kept; whether to believe an address is the matcher's
-    business. ``end_date`` may not be before ``start_date``.
+    business. A postal code from outside the UK is kept as text in ``postal_code``, never
+    canonicalised. ``end_date`` may not be before ``start_date``.
     """
 
     status: AddressStatus = Field(description="Status of the address (MAIN is the current home).")
@@ -142,6 +143,14 @@ class Address(CanonicalModel):
         default=None,
         description="UK postcode, canonicalised to upper case with one space, e.g. SW1A 1AA.",
         examples=["SW1A 1AA"],
+    )
+    postal_code: ShortText | None = Field(
+        default=None,
+        description=(
+            "A postal code that is not a UK postcode (an address abroad), kept as given; "
+            "compared as text. A UK postcode belongs in postcode."
+        ),
+        examples=["75001"],
     )
     start_date: date | None = Field(default=None, description="Date the person moved in.")
     end_date: date | None = Field(
@@ -190,7 +199,7 @@ class Person(CanonicalModel):
     to an existing person or creates a new one. Names are kept as given (whitespace trimmed). Junk
     values that real systems hold (placeholder dates of birth such as 1900-01-01, names like
     NOT ENTERED) are syntactically valid here and are discounted by the matcher, not rejected by
-    the schema.
+    the schema. ``surname`` must be present but may be null when the source holds no surname.
     """
 
     forenames: list[Name] = Field(
@@ -198,7 +207,13 @@ class Person(CanonicalModel):
         max_length=10,
         description="Forenames, first name first then middle names; may be empty (at most 10).",
     )
-    surname: Name = Field(description="Surname (family name).")
+    surname: Name | None = Field(
+        description=(
+            "Surname (family name). Required as a key; null only when the source holds none, "
+            "which the gateway accepts with a data-quality warning if enough else identifies "
+            "the person."
+        )
+    )
     aliases: list[Alias] = Field(
         default_factory=list, description="Other names the person is known by."
     )

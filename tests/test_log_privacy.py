@@ -137,7 +137,8 @@ async def test_no_personal_data_or_secret_reaches_the_logs(
         "identifiers": identifiers,
     }
     valid = make_case_record(person=person)
-    # Rejected records: the raw payload, names and all, is quarantined, never logged.
+    # A bad PNC is kept as a data-quality warning with its raw value, never logged; a rejected
+    # record's raw payload, names and all, is quarantined, never logged.
     invalid_pnc = make_case_record(
         person={**person, "identifiers": {**identifiers, "pnc": identifiers["pnc"][:-1] + "?"}}
     )
@@ -152,10 +153,10 @@ async def test_no_personal_data_or_secret_reaches_the_logs(
     )
     assert pushed.json()["summary"] == {
         "received": 3,
-        "created": 1,
+        "created": 2,
         "updated": 0,
         "unchanged": 0,
-        "rejected": 2,
+        "rejected": 1,
     }
     person_id = pushed.json()["results"][0]["person_id"]
     # A whole-body refusal and a malformed body that quotes the canaries.

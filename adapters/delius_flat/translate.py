@@ -231,7 +231,9 @@ class _Translation:
         try:
             return CaseRecord.model_validate(record)
         except ValidationError as error:
-            raise RecordRejected(self._mapped(error), external_id=rejected_id) from None
+            raise RecordRejected(
+                self._mapped(error), external_id=rejected_id, document=record
+            ) from None
 
     def _mapped(self, error: ValidationError) -> list[FieldError]:
         mapped: list[FieldError] = []

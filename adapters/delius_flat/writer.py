@@ -184,7 +184,7 @@ class _Rows:
         mappa_code = "{}" if self.v1 else "M{}"
         return (
             ids.crn or record.provenance.external_id,
-            person.surname,
+            person.surname or "",
             forename1,
             forename2,
             forename3,

@@ -240,4 +240,4 @@ class Translator:
             for item in error.errors(include_url=False, include_input=False):
                 canonical = canonical_path(item["loc"])
                 build.fail(build.source_of(canonical), canonical, item["msg"], item["type"])
-            raise RecordRejected(build.errors, external_id=external_id) from None
+            raise RecordRejected(build.errors, external_id=external_id, document=record) from None

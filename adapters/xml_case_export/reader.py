@@ -235,6 +235,10 @@ class CaseReader:
         try:
             record = CaseRecord.model_validate(document)
         except ValidationError as error:
+            if not reading.errors:
+                raise RecordRejected(
+                    reading.source_errors(error), external_id=case_id, document=document
+                ) from None
             errors = reading.errors + reading.source_errors(error)
         else:
             if not reading.errors:

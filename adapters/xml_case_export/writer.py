@@ -112,7 +112,7 @@ def _write_case(record: CaseRecord, parts: list[str]) -> None:
 
 def _write_person(person: Person, parts: list[str]) -> None:
     parts.append(f"{_I2}<Person>\n")
-    _leaf(parts, _I3, "Name", join_name(person.surname, person.forenames))
+    _leaf(parts, _I3, "Name", join_name(person.surname or "", person.forenames))
     if person.aliases:
         parts.append(f"{_I3}<Aliases>\n")
         for alias in person.aliases:

@@ -131,6 +131,7 @@ def import_file(
                     chunk_records=settings.limits.import_chunk_records,
                     on_progress=advance,
                     matcher=matcher,
+                    strict=sources.strict(source),
                 )
                 progress.update(task, completed=size)
     except MalformedBody as error:

@@ -172,7 +172,7 @@ def _transposed(born: date) -> str | None:
     return born.replace(day=born.month, month=born.day).isoformat()
 
 
-def _postcodes(addresses: Any) -> tuple[str, ...]:
+def _postcodes(addresses: Any, key: str = "postcode") -> tuple[str, ...]:
     if not isinstance(addresses, list):
         return ()
     main: list[str] = []
@@ -180,7 +180,7 @@ def _postcodes(addresses: Any) -> tuple[str, ...]:
     for address in addresses:
         if not isinstance(address, Mapping) or address.get("no_fixed_abode"):
             continue
-        postcode = address.get("postcode")
+        postcode = address.get(key)
         if not isinstance(postcode, str):
             continue
         postcode = " ".join(postcode.upper().split())
@@ -243,6 +243,10 @@ def view_of(person: Mapping[str, Any]) -> MatchView:
     sex = raw_sex.upper() if isinstance(raw_sex, str) and raw_sex.upper() in _KNOWN_SEXES else None
     postcodes = _postcodes(person.get("addresses"))
     outcodes = tuple(dict.fromkeys(_outcode(postcode) for postcode in postcodes))
+    # Postal codes from abroad agree only as whole text: they have no UK outcode to share.
+    postcodes = tuple(
+        dict.fromkeys([*postcodes, *_postcodes(person.get("addresses"), "postal_code")])
+    )
 
     firsts = tuple(dict.fromkeys([*forenames[:1], *alias_firsts]))
     surnames = tuple(dict.fromkeys([*([surname] if surname else []), *alias_surnames]))

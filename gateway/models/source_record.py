@@ -29,7 +29,10 @@ class SourceRecord(Base):
     """The current version of one record of one source, linked to the person it describes."""
 
     __tablename__ = "source_records"
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_source_records_source_warned", "source", "warning_count", "external_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     source: Mapped[str] = mapped_column(String(63))
@@ -47,6 +50,11 @@ class SourceRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # A person linked this record by hand (review, manual link or split); never moved automatically.
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Identity fields the gateway dropped rather than reject the record: {path, rule, message,
+    # value}, the raw value included (personal data, like the payload beside it).
+    warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument, nullable=True)
+    # len(warnings), so the warned records of a source are found without reading JSON.
+    warning_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # Declared for the unit of work's insert ordering; loading through it is refused.
     person: Mapped[Person] = relationship(lazy="raise")

@@ -173,6 +173,7 @@ def _commit_chunk(
     chunk: list[RawRecord],
     principal: Principal | None,
     matcher: Matcher | None,
+    strict: bool,
 ) -> ingest.BatchResult:
     now = utcnow()
     batch = ingest.ingest_batch(
@@ -184,6 +185,7 @@ def _commit_chunk(
         received_at=now,
         import_id=import_id,
         matcher=matcher,
+        strict=strict,
     )
     row = imports_repo.get(session, import_id, for_update=True)
     if row is None:  # pragma: no cover - the row is created before any chunk
@@ -226,6 +228,7 @@ def run_import(
     on_progress: ProgressCallback | None = None,
     on_batch: Callable[[ingest.BatchResult], None] | None = None,
     matcher: Matcher | None = None,
+    strict: bool = False,
 ) -> ImportSummary:
     """Import a whole stream (resuming an unfinished import of the same file); returns the totals.
 
@@ -264,6 +267,7 @@ def run_import(
                     chunk=chunk,
                     principal=principal,
                     matcher=matcher,
+                    strict=strict,
                 )
             )
             _tally(summary, batch, offset=summary.records)

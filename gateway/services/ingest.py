@@ -24,7 +24,7 @@ from gateway.repositories import persons as persons_repo
 from gateway.repositories import source_records as source_records_repo
 from gateway.repositories import source_stats as stats_repo
 from gateway.repositories import subscriptions as subscriptions_repo
-from gateway.services import audit, changes
+from gateway.services import audit, changes, data_quality
 from gateway.services.clients import Principal
 from gateway.services.golden import LinkedRecord, SurvivorshipPolicy, build_golden
 from gateway.services.identity import BatchResolver, Matcher, Resolution, default_matcher
@@ -72,6 +72,7 @@ class RecordOutcome:
     # one else to its person.
     resolution: PersonResolution | None = None
     method: LinkMethod | None = None  # set when `resolution` is LINKED
+    warnings: list[data_quality.DataQualityWarning] = field(default_factory=list)
 
 
 def resolution_of(resolution: Resolution) -> tuple[PersonResolution, LinkMethod | None]:
@@ -117,6 +118,7 @@ class _Accepted:
     record: CaseRecord
     canonical: dict[str, Any]
     digest: str
+    warnings: list[data_quality.DataQualityWarning]
 
 
 @dataclass
@@ -150,11 +152,14 @@ def ingest_batch(
     received_at: datetime,
     import_id: uuid.UUID | None = None,
     matcher: Matcher | None = None,
+    strict: bool = False,
 ) -> BatchResult:
     """Validate, store and link every record; rejected ones are quarantined with their errors.
 
-    New records are matched to persons (see `gateway.services.identity`) with `matcher`, the
-    packaged model when none is given.
+    A record whose identity fields are bad is kept with them dropped and data-quality warnings
+    (see `gateway.services.data_quality`), unless the source is `strict`. New records are
+    matched to persons (see `gateway.services.identity`) with `matcher`, the packaged model
+    when none is given.
     """
     # Nothing is flushed until the change rows are appended: every row goes out once, in one
     # statement per table, already holding its final values.
@@ -168,6 +173,7 @@ def ingest_batch(
             received_at=received_at,
             import_id=import_id,
             matcher=matcher or default_matcher(),
+            strict=strict,
         )
 
 
@@ -181,6 +187,7 @@ def _ingest(
     received_at: datetime,
     import_id: uuid.UUID | None,
     matcher: Matcher,
+    strict: bool,
 ) -> BatchResult:
     results: list[RecordOutcome | None] = [None] * len(raw_records)
     accepted: list[_Accepted] = []
@@ -190,8 +197,8 @@ def _ingest(
             rejected.append((index, raw, list(raw.errors), _kept_id(raw.external_id)))
             continue
         try:
-            record, canonical = translate_storable(
-                adapter, raw.data, source=source, received_at=received_at
+            record, canonical, warnings = translate_storable(
+                adapter, raw.data, source=source, received_at=received_at, strict=strict
             )
         except RecordRejected as error:
             external_id = _kept_id(error.external_id) or _kept_id(raw.external_id)
@@ -204,6 +211,7 @@ def _ingest(
                 record=record,
                 canonical=canonical,
                 digest=content_hash(canonical),
+                warnings=warnings,
             )
         )
     _quarantine(session, source, adapter, rejected, received_at, import_id)
@@ -261,6 +269,7 @@ def _ingest(
                 external_id=external_id,
                 person_id=stored.person_id,
                 source_record_id=stored.id,
+                warnings=item.warnings,
             )
             continue
         if stored is None:
@@ -325,6 +334,7 @@ def _ingest(
             source_record_id=stored.id,
             resolution=decided[0] if decided else None,
             method=decided[1] if decided else None,
+            warnings=item.warnings,
         )
 
     if resolver is not None:
@@ -415,14 +425,44 @@ def _quarantine(
 
 
 def translate_storable(
-    adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime
-) -> tuple[CaseRecord, dict[str, Any]]:
-    """`translate`, and the record as it is stored; a value no column takes rejects the record."""
+    adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime, strict: bool = False
+) -> tuple[CaseRecord, dict[str, Any], list[data_quality.DataQualityWarning]]:
+    """`translate`, the record as it is stored and its data-quality warnings; a value no column
+    takes, or a record that cannot identify anyone, rejects the record."""
     _reject_unstorable(first_unstorable(raw), external_id=None)
-    record = translate(adapter, raw, source=source, received_at=received_at)
+    record, warnings = translate_leniently(
+        adapter, raw, source=source, received_at=received_at, strict=strict
+    )
     canonical = record.model_dump(mode="json")
     _reject_unstorable(first_unstorable(canonical), external_id=record.provenance.external_id)
-    return record, canonical
+    return record, canonical, warnings
+
+
+def translate_leniently(
+    adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime, strict: bool
+) -> tuple[CaseRecord, list[data_quality.DataQualityWarning]]:
+    """`translate`, keeping a record whose only faults are identity fields (dropped and warned
+    about) unless the source is strict; below the minimum to identify anyone it is rejected."""
+    errors: list[FieldError] = []
+    try:
+        record, warnings = translate(adapter, raw, source=source, received_at=received_at), []
+    except RecordRejected as rejected:
+        kept = None if strict else data_quality.keep_with_warnings(rejected.document)
+        if kept is None:
+            raise
+        errors = rejected.errors
+        record, warnings = _stamped(kept[0], source, received_at), kept[1]
+    warnings += data_quality.missing_field_warnings(record, warnings)
+    external_id = record.provenance.external_id
+    if strict and warnings:
+        raise RecordRejected(
+            errors or data_quality.as_field_errors(warnings), external_id=external_id
+        )
+    if not data_quality.identifiable(record):
+        raise RecordRejected(
+            [*errors, data_quality.unidentifiable_error()], external_id=external_id
+        )
+    return record, warnings
 
 
 def _reject_unstorable(found: Unstorable | None, *, external_id: str | None) -> None:
@@ -435,7 +475,11 @@ def _reject_unstorable(found: Unstorable | None, *, external_id: str | None) -> 
 
 def translate(adapter: Adapter[Any], raw: Any, *, source: str, received_at: datetime) -> CaseRecord:
     """The adapter's translation, checked against the source it arrived for and stamped."""
-    record = adapter.translate(raw)
+    return _stamped(adapter.translate(raw), source, received_at)
+
+
+def _stamped(record: CaseRecord, source: str, received_at: datetime) -> CaseRecord:
+    """The record checked against the source it arrived for, with that source and receipt time."""
     declared = record.provenance.source
     if declared is not None and declared != source:
         raise RecordRejected(
@@ -603,6 +647,8 @@ def _apply_version(
     stored.source_version = item.record.provenance.source_version
     stored.source_updated_at = item.record.provenance.source_updated_at
     stored.received_at = received_at
+    stored.warnings = [dict(warning) for warning in item.warnings]
+    stored.warning_count = len(item.warnings)
     source_records_repo.add_version(
         session,
         SourceRecordVersion(

@@ -201,6 +201,7 @@ def _commit_page(
         principal=None,
         received_at=now,
         matcher=matcher,
+        strict=source.strict,
     )
 
 

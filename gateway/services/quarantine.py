@@ -139,7 +139,9 @@ def replay(
     data = corrected_payload if has_correction else stored_payload(row)
     raw = RawRecord(data=data, external_id=row.external_id, position=row.position)
     try:
-        ingest.translate_storable(adapter, data, source=row.source, received_at=now)
+        ingest.translate_storable(
+            adapter, data, source=row.source, received_at=now, strict=sources.strict(row.source)
+        )
     except RecordRejected as rejected:
         _refresh_errors(row, rejected.errors, adapter.version, keep=has_correction)
         return ReplayResult(record=row, outcome=Outcome.REJECTED, errors=rejected.errors)
@@ -151,6 +153,7 @@ def replay(
         principal=principal,
         received_at=now,
         matcher=matcher,
+        strict=sources.strict(row.source),
     )
     [result] = batch.results
     row.status = REPLAYED

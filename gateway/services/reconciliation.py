@@ -44,8 +44,7 @@ def list_source_records(
         StoredRecord(
             record=record,
             person_id=live[record.person_id],
-            # Data-quality warnings, where the stored record keeps them.
-            warnings=list(getattr(record, "warnings", None) or []),
+            warnings=list(record.warnings or []),
         )
         for record in records
     ]

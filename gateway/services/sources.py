@@ -25,6 +25,7 @@ class ConfiguredSource:
     name: str
     adapter: Adapter[Any]
     poll: PollSettings | None
+    strict: bool = False
 
 
 def load_source_settings(settings: Settings) -> dict[str, SourceSettings]:
@@ -85,7 +86,10 @@ class SourceRegistry:
         self.sources: dict[str, ConfiguredSource] = {}
         for name, source in load_source_settings(settings).items():
             self.sources[name] = ConfiguredSource(
-                name=name, adapter=self._instantiate(name, source), poll=source.poll
+                name=name,
+                adapter=self._instantiate(name, source),
+                poll=source.poll,
+                strict=source.strict,
             )
 
     def _instantiate(self, source: str, settings: SourceSettings) -> Adapter[Any]:
@@ -137,6 +141,11 @@ class SourceRegistry:
         except (ValidationError, ValueError, TypeError, OSError):
             # This adapter needs settings the source no longer gives it.
             return None
+
+    def strict(self, source: str) -> bool:
+        """Whether a record with an invalid identity field is quarantined rather than kept."""
+        configured = self.sources.get(source)
+        return configured is not None and configured.strict
 
     def polled(self) -> list[ConfiguredSource]:
         return [source for source in self.sources.values() if source.poll is not None]

@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/imports/{import_id}"): Rule(
         frozenset({SOURCE_OWN, SOURCE_OTHER, OPERATOR, ADMIN}), 404
     ),
+    ("GET", "/v1/sources/{source}/data-quality"): Rule(frozenset({OPERATOR, ADMIN}), 200),
     ("GET", "/v1/quarantine"): Rule(frozenset({OPERATOR, ADMIN}), 200),
     # Random ids: 404 shows an allowed caller got as far as the lookup.
     ("GET", "/v1/quarantine/{record_id}"): Rule(frozenset({OPERATOR, ADMIN}), 404),

@@ -53,6 +53,7 @@ INVALID_YET_ANSWERED = {
     "GET /v1/changes": "unknown query parameters are ignored",
     "GET /v1/persons": "unknown query parameters are ignored",
     "GET /v1/quarantine": "unknown query parameters are ignored",
+    "GET /v1/sources/{source}/data-quality": "unknown query parameters are ignored",
     "GET /v1/review": "unknown query parameters are ignored",
     "GET /v1/sources/{source}/records": "unknown query parameters are ignored",
     "GET /v1/subscriptions/{subscription_id}/dead-letters": "unknown query parameters are ignored",

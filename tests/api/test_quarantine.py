@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from gateway.db import Database
 from gateway.models import AuditEntry, RejectedRecord, SourceRecord
 from gateway.services.clients import Role
-from tests.builders import make_case_record
+from tests.builders import OMIT, make_case_record
 from tests.conftest import KeyMaker, bearer
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +35,17 @@ def keys(make_key: KeyMaker) -> dict[str, str]:
 
 
 def bad_pnc_record() -> dict[str, Any]:
-    return make_case_record(person={"identifiers": {"pnc": "2002/0073319Q"}})
+    # A bad PNC alone is dropped with a warning; with nothing else to identify the person the
+    # record is still quarantined.
+    return make_case_record(
+        person={
+            "forenames": [],
+            "surname": None,
+            "date_of_birth": OMIT,
+            "aliases": [],
+            "identifiers": {"crn": OMIT, "noms": OMIT, "pnc": "2002/0073319Q"},
+        }
+    )
 
 
 async def test_rejected_records_are_listed_with_their_errors_and_filters(

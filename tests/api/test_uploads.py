@@ -29,7 +29,7 @@ async def test_an_ndjson_upload_accounts_for_every_line(
     client: httpx.AsyncClient, make_key: KeyMaker, db: Database
 ) -> None:
     good = [make_case_record() for _ in range(3)]
-    bad = make_case_record(person={"identifiers": {"crn": "123"}})
+    bad = make_case_record(person={"sex": "SOMETIMES"})  # a bad CRN alone is only flagged
     payload = ndjson(good[:2]) + b"{not json\n" + ndjson([bad]) + b"\xff\xfe\n" + ndjson(good[2:])
 
     response = await client.post(

@@ -178,3 +178,17 @@ def test_view_of_never_raises_on_a_valid_person(
     view = view_of(person)
     assert all(name and name == name.strip() for name in view.forenames)
     assert view.date_of_birth is None or view.date_of_birth == born
+
+
+def test_a_postal_code_from_abroad_is_compared_as_text_without_an_outcode() -> None:
+    from gateway.matching import view_of
+
+    view = view_of(
+        {
+            "surname": "Ashdown",
+            "addresses": [{"status": "MAIN", "postcode": None, "postal_code": "75001"}],
+        }
+    )
+
+    assert "75001" in view.postcode_set
+    assert view.outcodes == ()

@@ -182,7 +182,7 @@ def test_source_stats_count_every_outcome(db: Database) -> None:
     from gateway.repositories import source_stats
 
     record = make_case_record()
-    push(db, [record, make_case_record(person={"surname": ""})])
+    push(db, [record, make_case_record(person={"sex": "SOMETIMES"})])
     push(db, [record])
     changed = copy.deepcopy(record)
     changed["person"]["surname"] = "Fernsby"

@@ -26,7 +26,12 @@ from gateway.api.deps import (
     require,
     require_source_access,
 )
-from gateway.api.v1.shapes import NO_NUL_PATTERN, FieldErrorOut, SourcePath
+from gateway.api.v1.shapes import (
+    NO_NUL_PATTERN,
+    DataQualityWarningOut,
+    FieldErrorOut,
+    SourcePath,
+)
 from gateway.db import Database
 from gateway.errors import InvalidRequest, MalformedBody
 from gateway.logs import source_var
@@ -65,6 +70,13 @@ class RecordResultOut(BaseModel):
         description="How a `linked` record was linked: the strong identifier it shares "
         "(`crn`, `pnc`, `cro`, `noms`), the model's score (`probabilistic`), or `merged` "
         "when it tied several persons together, which were merged into one.",
+    )
+    warnings: list[DataQualityWarningOut] = Field(
+        default_factory=list,
+        description=(
+            "Identity fields that were invalid or missing: the record was kept with each "
+            "treated as missing for matching (a non-UK postal code is kept as text)."
+        ),
     )
 
 
@@ -124,6 +136,7 @@ def _result_out(result: ingest.RecordOutcome) -> RecordResultOut:
         errors=[FieldErrorOut(**error) for error in result.errors],
         resolution=result.resolution,
         method=result.method,
+        warnings=[DataQualityWarningOut(**warning) for warning in result.warnings],
     )
 
 
@@ -182,6 +195,7 @@ def _process_batch(
     key: str | None,
     request_fingerprint: str,
     matcher: Matcher,
+    strict: bool,
 ) -> tuple[int, str, bool]:
     """In a worker thread: parse, then one write transaction; returns status, body, replayed."""
     raw_records = _parse(adapter, body, content_type, settings.limits.max_batch_records)
@@ -199,6 +213,7 @@ def _process_batch(
             principal=principal,
             received_at=utcnow(),
             matcher=matcher,
+            strict=strict,
         )
         response_body = _to_body(batch)
         if key is not None:
@@ -231,6 +246,7 @@ def _process_upload(
     key: str | None,
     request_fingerprint: str,
     matcher: Matcher,
+    strict: bool,
 ) -> tuple[int, str, bool]:
     """In a worker thread: import the spooled file in chunks; returns status, body, replayed."""
     if key is not None:
@@ -250,6 +266,7 @@ def _process_upload(
             principal=principal,
             chunk_records=settings.limits.import_chunk_records,
             matcher=matcher,
+            strict=strict,
         )
     except BaseException:
         if key is not None:
@@ -357,6 +374,7 @@ async def push_records(
                         "POST", request.url.path, content_type, digest.encode()
                     ),
                     matcher=matcher,
+                    strict=sources.strict(source),
                 )
             )
         finally:
@@ -377,6 +395,7 @@ async def push_records(
                 "POST", request.url.path, content_type, body
             ),
             matcher=matcher,
+            strict=sources.strict(source),
         )
     )
     return _respond(status, response_body, replayed)
@@ -398,12 +417,6 @@ def get_import(
     row = db.read(lambda session: imports.get_import(session, import_id))
     require_source_access(principal, row.source, roles={Role.OPERATOR})
     return ImportOut.of(imports.ImportSummary.of(row))
-
-
-class DataQualityWarningOut(BaseModel):
-    path: str = Field(description="Dotted path of the field the warning is about.")
-    rule: str = Field(description="Machine-readable name of the rule it broke.")
-    message: str
 
 
 class StoredRecordOut(BaseModel):

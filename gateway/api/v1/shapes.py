@@ -24,6 +24,13 @@ class FieldErrorOut(BaseModel):
     type: str = Field(description="Machine-readable error type.")
 
 
+class DataQualityWarningOut(BaseModel):
+    path: str = Field(description="Dotted path of the identity field, e.g. person.date_of_birth.")
+    rule: str = Field(description="missing, invalid or not_uk_postcode.")
+    message: str
+    value: Any = Field(None, description="The value as the source sent it; null when absent.")
+
+
 # What the edge accepts, stated in the OpenAPI document so clients and validators see the same
 # limits the handlers rely on: a database row id or cursor fits a signed 64-bit integer, a
 # source name is what the registry allows, and no filter carries a NUL (PostgreSQL refuses it).
