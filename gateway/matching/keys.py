@@ -26,6 +26,9 @@ flat as the store grows to millions; none is as coarse as surname + year of birt
   ``1980-05-03`` share it.
 * ``names_out:<code>|<code>:<outcode>``: the sorted name pair + outcode, with no date of birth, so a
   record whose date of birth is missing or junk still finds its person.
+
+Where an outcode is named, a postal code from abroad (kept whole, as ``@<code>``) serves too: it
+has no outcode of its own, and without it such a record had no address key at all.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def match_keys(view: MatchView) -> list[str]:
     dob = view.dob_iso
     born = view.date_of_birth
     if dob is not None and born is not None:
-        keys.extend(f"dob_out:{dob}:{outcode}" for outcode in view.outcodes)
+        keys.extend(f"dob_out:{dob}:{area}" for area in view.areas)
         keys.extend(f"sn_dob:{code}:{dob}" for code in surname_codes)
         keys.extend(f"fn_dob:{code}:{dob}" for code in forename_codes)
         if names is not None:
@@ -83,5 +86,5 @@ def match_keys(view: MatchView) -> list[str]:
             low, high = sorted((born.day, born.month))
             keys.append(f"dmx_sn:{born.year:04d}-{low:02d}-{high:02d}:{main_surname}")
     if names is not None:
-        keys.extend(f"names_out:{names}:{outcode}" for outcode in view.outcodes)
+        keys.extend(f"names_out:{names}:{area}" for area in view.areas)
     return list(dict.fromkeys(key[:MAX_KEY_LENGTH] for key in keys))

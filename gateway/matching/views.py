@@ -98,6 +98,9 @@ class MatchView:
     postcode_set: frozenset[str] = field(default=frozenset())
     outcodes: tuple[str, ...] = field(default=())
     outcode_set: frozenset[str] = field(default=frozenset())
+    areas: tuple[str, ...] = field(default=())
+    """What blocking files a record under for where it lives: each UK outcode, and each postal
+    code from abroad whole (it has no outcode; prefixed so it never equals a UK one)."""
 
 
 @cache
@@ -244,9 +247,9 @@ def view_of(person: Mapping[str, Any]) -> MatchView:
     postcodes = _postcodes(person.get("addresses"))
     outcodes = tuple(dict.fromkeys(_outcode(postcode) for postcode in postcodes))
     # Postal codes from abroad agree only as whole text: they have no UK outcode to share.
-    postcodes = tuple(
-        dict.fromkeys([*postcodes, *_postcodes(person.get("addresses"), "postal_code")])
-    )
+    foreign = _postcodes(person.get("addresses"), "postal_code")
+    postcodes = tuple(dict.fromkeys([*postcodes, *foreign]))
+    areas = (*outcodes, *(f"@{code}" for code in foreign if code not in outcodes))
 
     firsts = tuple(dict.fromkeys([*forenames[:1], *alias_firsts]))
     surnames = tuple(dict.fromkeys([*([surname] if surname else []), *alias_surnames]))
@@ -269,4 +272,5 @@ def view_of(person: Mapping[str, Any]) -> MatchView:
         postcode_set=frozenset(postcodes),
         outcodes=outcodes,
         outcode_set=frozenset(outcodes),
+        areas=tuple(dict.fromkeys(areas)),
     )

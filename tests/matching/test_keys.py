@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.matching import MAX_KEY_LENGTH, match_keys
+from gateway.matching import BLOCKING_KEY_KINDS, MAX_KEY_LENGTH, match_keys
 from tests.matching.people import make_view
 
 
@@ -103,3 +103,28 @@ def test_keys_are_deterministic_and_bounded(surname: str, forename: str) -> None
     keys = match_keys(view)
     assert keys == match_keys(make_view(surname=surname, forenames=[forename]))
     assert all(len(key) <= MAX_KEY_LENGTH and ":" in key for key in keys)
+
+
+def _abroad(**overrides: object) -> list[str]:
+    address = {"status": "MAIN", "lines": ["12 Imaginary Road"], "postal_code": "98101"}
+    # No identifiers and no aliases: only the blocking keys can bring two records together.
+    view = make_view(addresses=[address], identifiers={}, aliases=[], **overrides)
+    return [key for key in match_keys(view) if key.split(":", 1)[0] in BLOCKING_KEY_KINDS]
+
+
+def test_a_postal_code_from_abroad_files_a_record_where_an_outcode_would() -> None:
+    keys = _abroad()
+
+    assert "dob_out:1984-03-07:@98101" in keys
+    assert any(key.startswith("names_out:") and key.endswith(":@98101") for key in keys)
+
+
+def test_records_abroad_with_other_names_or_no_date_of_birth_still_share_a_key() -> None:
+    # A new name at the same address and date of birth; the same names with no date of birth.
+    renamed = set(_abroad(surname="Notarealname", forenames=["Clementine"]))
+    undated = set(_abroad(date_of_birth=None))
+    original = set(_abroad())
+
+    assert renamed & original
+    assert undated & original
+    assert not any(key.endswith(":98101") for key in original)  # never taken for an outcode
