@@ -29,6 +29,7 @@ from schemas.identifiers import canonical_nino, make_cro, make_pnc
 
 __all__ = [
     "OMIT",
+    "another_record_of",
     "as_raw_records",
     "deep_merge",
     "make_case_record",
@@ -300,3 +301,12 @@ def ingest_records(
             matcher=matcher,
         )
     )
+
+
+def another_record_of(record: dict[str, Any], **person: Any) -> dict[str, Any]:
+    """Another record of the same person: a new external id, no identifiers unless given."""
+    other = copy.deepcopy(record)
+    other["provenance"]["external_id"] = f"ext-{uuid4().hex[:12]}"
+    other["person"]["identifiers"] = {}
+    other["person"].update(person)
+    return other

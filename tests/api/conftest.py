@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from gateway.db import Database
 from gateway.main import create_app
 from gateway.settings import LimitSettings, Settings
+from tests.conftest import bearer
 
 PROBLEM_FIELDS = ("type", "title", "status", "instance")
 
@@ -55,3 +56,15 @@ async def client_with_limits(database_url: str, db: Database) -> AsyncIterator[C
             )
 
         yield build
+
+
+async def push_records(
+    client: httpx.AsyncClient, key: str, source: str, *records: Any
+) -> list[Any]:
+    """Push a JSON batch for a source; the per-record results (the push must answer 200)."""
+    response = await client.post(
+        f"/v1/sources/{source}/records", json={"records": list(records)}, headers=bearer(key)
+    )
+    assert response.status_code == 200, response.text
+    results: list[Any] = response.json()["results"]
+    return results

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-import uuid
-from typing import Any
-
 import httpx
 import pytest
 
 from gateway.services.clients import Role
-from tests.builders import OMIT, make_case_record, random_pnc
-from tests.conftest import KeyMaker, bearer
-
-
-async def push(client: httpx.AsyncClient, key: str, source: str, *records: Any) -> list[Any]:
-    response = await client.post(
-        f"/v1/sources/{source}/records", json={"records": list(records)}, headers=bearer(key)
-    )
-    assert response.status_code == 200, response.text
-    results: list[Any] = response.json()["results"]
-    return results
-
-
-def elsewhere(record: dict[str, Any], **person: Any) -> dict[str, Any]:
-    other = copy.deepcopy(record)
-    other["provenance"]["external_id"] = f"ext-{uuid.uuid4().hex[:12]}"
-    other["person"]["identifiers"] = {}
-    other["person"].update(person)
-    return other
+from tests.api.conftest import push_records
+from tests.builders import OMIT, another_record_of, make_case_record, random_pnc
+from tests.conftest import KeyMaker
 
 
 @pytest.mark.anyio
@@ -40,7 +20,7 @@ async def test_each_record_reports_how_it_was_resolved(
     original = make_case_record(
         person={"surname": "Fictionworth", "identifiers": {"crn": OMIT, "noms": OMIT}}
     )
-    [first] = await push(client, north, "crc-north", original)
+    [first] = await push_records(client, north, "crc-north", original)
     by_pnc = make_case_record(
         person={
             "identifiers": {
@@ -50,12 +30,12 @@ async def test_each_record_reports_how_it_was_resolved(
             }
         }
     )
-    typo = elsewhere(original, surname="Fictionwroth")
-    conflicting = elsewhere(original, identifiers={"pnc": random_pnc()})
+    typo = another_record_of(original, surname="Fictionwroth")
+    conflicting = another_record_of(original, identifiers={"pnc": random_pnc()})
 
-    linked, probable = await push(client, south, "crc-south", by_pnc, typo)
-    [waiting] = await push(client, south, "crc-south", conflicting)
-    [again] = await push(client, north, "crc-north", original)
+    linked, probable = await push_records(client, south, "crc-south", by_pnc, typo)
+    [waiting] = await push_records(client, south, "crc-south", conflicting)
+    [again] = await push_records(client, north, "crc-north", original)
 
     assert (first["outcome"], first["resolution"], first["method"]) == (
         "created",

@@ -12,18 +12,9 @@ from sqlalchemy import select
 from gateway.db import Database
 from gateway.models import AuditEntry, Person, SourceRecord
 from gateway.services.clients import Role
-from tests.api.conftest import assert_problem
+from tests.api.conftest import assert_problem, push_records
 from tests.builders import OMIT, make_case_record, random_cro, random_pnc
 from tests.conftest import KeyMaker, bearer
-
-
-async def push(client: httpx.AsyncClient, key: str, source: str, *records: Any) -> list[Any]:
-    response = await client.post(
-        f"/v1/sources/{source}/records", json={"records": list(records)}, headers=bearer(key)
-    )
-    assert response.status_code == 200, response.text
-    results: list[Any] = response.json()["results"]
-    return results
 
 
 def with_external_id(external_id: str, **person: Any) -> dict[str, Any]:
@@ -58,11 +49,11 @@ async def test_a_source_pages_through_its_own_records_only(
     north = make_key(Role.SOURCE, source="crc-north")
     south = make_key(Role.SOURCE, source="crc-south")
     ids = [f"N-{n:04d}" for n in (5, 1, 4, 2, 3)]
-    results = await push(client, north, "crc-north", *(with_external_id(i) for i in ids))
-    await push(client, south, "crc-south", with_external_id("S-0001"))
+    results = await push_records(client, north, "crc-north", *(with_external_id(i) for i in ids))
+    await push_records(client, south, "crc-south", with_external_id("S-0001"))
     # A second version of one record.
     changed = with_external_id("N-0003")
-    await push(client, north, "crc-north", changed)
+    await push_records(client, north, "crc-north", changed)
 
     items, pages = await read_all(client, north, "crc-north", limit=2)
 
@@ -84,7 +75,9 @@ async def test_the_external_id_filter_finds_one_record(
 ) -> None:
     north = make_key(Role.SOURCE, source="crc-north")
     operator = make_key(Role.OPERATOR)
-    await push(client, north, "crc-north", with_external_id("N-1"), with_external_id("N-10"))
+    await push_records(
+        client, north, "crc-north", with_external_id("N-1"), with_external_id("N-10")
+    )
 
     found, _ = await read_all(client, operator, "crc-north", external_id="N-1")
     missing, _ = await read_all(client, operator, "crc-north", external_id="N-2")
@@ -119,12 +112,12 @@ async def test_a_record_shows_its_live_person_after_a_merge(
             "identifiers": {"cro": cro, "pnc": OMIT, "crn": OMIT, "noms": OMIT},
         },
     )
-    [first] = await push(client, north, "crc-north", left)
-    [second] = await push(client, north, "crc-north", right)
+    [first] = await push_records(client, north, "crc-north", left)
+    [second] = await push_records(client, north, "crc-north", right)
     bridge = copy.deepcopy(left)
     bridge["provenance"]["external_id"] = "S-BRIDGE"
     bridge["person"]["identifiers"] = {"pnc": pnc, "cro": cro}
-    [tied] = await push(client, south, "crc-south", bridge)
+    [tied] = await push_records(client, south, "crc-south", bridge)
     assert (tied["resolution"], tied["method"]) == ("linked", "merged")
     survivor = tied["person_id"]
     merged_away = {first["person_id"], second["person_id"]} - {survivor}
@@ -146,9 +139,9 @@ async def test_a_record_still_pointing_at_a_merged_person_is_shown_with_the_surv
 ) -> None:
     north = make_key(Role.SOURCE, source="crc-north")
     operator = make_key(Role.OPERATOR)
-    [one] = await push(client, north, "crc-north", with_external_id("N-A"))
-    [two] = await push(client, north, "crc-north", with_external_id("N-B"))
-    [three] = await push(client, north, "crc-north", with_external_id("N-C"))
+    [one] = await push_records(client, north, "crc-north", with_external_id("N-A"))
+    [two] = await push_records(client, north, "crc-north", with_external_id("N-B"))
+    [three] = await push_records(client, north, "crc-north", with_external_id("N-C"))
 
     def chain(session: Any) -> None:
         # A chain of redirects with the record left behind: the read follows it to the end.
@@ -179,7 +172,7 @@ async def test_the_read_is_audited_without_personal_data(
     client: httpx.AsyncClient, make_key: KeyMaker, db: Database
 ) -> None:
     north = make_key(Role.SOURCE, source="crc-north")
-    [result] = await push(client, north, "crc-north", with_external_id("N-AUDIT"))
+    [result] = await push_records(client, north, "crc-north", with_external_id("N-AUDIT"))
 
     response = await client.get(
         "/v1/sources/crc-north/records", params={"external_id": "N-AUDIT"}, headers=bearer(north)
@@ -204,7 +197,7 @@ async def test_a_page_is_cut_to_the_maximum_size(
 ) -> None:
     client = await client_with_limits(max_page_size=2)
     north = make_key(Role.SOURCE, source="crc-north")
-    await push(client, north, "crc-north", *(with_external_id(f"N-{n}") for n in range(3)))
+    await push_records(client, north, "crc-north", *(with_external_id(f"N-{n}") for n in range(3)))
 
     response = await client.get(
         "/v1/sources/crc-north/records", params={"limit": 50}, headers=bearer(north)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import uuid
 from typing import Any
 
 from gateway.db import Database
@@ -11,16 +10,14 @@ from gateway.services.golden import DEFAULT_POLICY
 from gateway.services.identity import Matcher
 from gateway.services.ingest import LinkMethod, Outcome, PersonResolution
 from gateway.settings import MatchingSettings
-from tests.builders import OMIT, ingest_records, make_case_record, random_cro, random_pnc
-
-
-def elsewhere(record: dict[str, Any], **person: Any) -> dict[str, Any]:
-    """Another record of the same person: a new external id, no identifiers unless given."""
-    other = copy.deepcopy(record)
-    other["provenance"]["external_id"] = f"ext-{uuid.uuid4().hex[:12]}"
-    other["person"]["identifiers"] = {}
-    other["person"].update(person)
-    return other
+from tests.builders import (
+    OMIT,
+    another_record_of,
+    ingest_records,
+    make_case_record,
+    random_pnc,
+)
+from tests.services.test_identity import _two_persons_and_a_bridge
 
 
 def resolutions(result: Any) -> list[tuple[PersonResolution | None, LinkMethod | None]]:
@@ -55,7 +52,7 @@ def test_the_strongest_shared_identifier_names_the_link(db: Database) -> None:
     original = make_case_record()
     ingest_records(db, [original])
     # The CRN and the PNC both agree: the CRN, the central system's own reference, is named.
-    copied = elsewhere(original, identifiers=dict(original["person"]["identifiers"]))
+    copied = another_record_of(original, identifiers=dict(original["person"]["identifiers"]))
 
     result = ingest_records(db, [copied], source="crc-south")
 
@@ -66,7 +63,9 @@ def test_a_close_copy_with_no_identifiers_is_a_probabilistic_link(db: Database) 
     original = make_case_record(person={"surname": "Fictionworth"})
     ingest_records(db, [original])
 
-    result = ingest_records(db, [elsewhere(original, surname="Fictionwroth")], source="crc-south")
+    result = ingest_records(
+        db, [another_record_of(original, surname="Fictionwroth")], source="crc-south"
+    )
 
     assert resolutions(result) == [(PersonResolution.LINKED, LinkMethod.PROBABILISTIC)]
 
@@ -75,34 +74,12 @@ def test_a_possible_match_waits_for_review(db: Database) -> None:
     original = make_case_record()
     ingest_records(db, [original])
     # Everything agrees but the PNC, which is another valid one: never linked automatically.
-    conflicting = elsewhere(original, identifiers={"pnc": random_pnc()})
+    conflicting = another_record_of(original, identifiers={"pnc": random_pnc()})
 
     result = ingest_records(db, [conflicting], source="crc-south")
 
     assert resolutions(result) == [(PersonResolution.REVIEW, None)]
     assert result.results[0].person_id is not None
-
-
-def _two_persons_and_a_bridge() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    pnc, cro = random_pnc(), random_cro()
-    left = make_case_record(
-        person={
-            "forenames": ["Peregrine"],
-            "surname": "Pretendley",
-            "date_of_birth": "1971-03-04",
-            "identifiers": {"pnc": pnc, "crn": OMIT, "noms": OMIT},
-        }
-    )
-    right = make_case_record(
-        person={
-            "forenames": ["Wilhelmina"],
-            "surname": "Inventedale",
-            "date_of_birth": "1988-11-12",
-            "identifiers": {"cro": cro, "pnc": OMIT, "crn": OMIT, "noms": OMIT},
-        }
-    )
-    bridge = elsewhere(left, identifiers={"pnc": pnc, "cro": cro})
-    return left, right, bridge
 
 
 def test_a_record_that_ties_two_persons_is_linked_by_merging_them(db: Database) -> None:
@@ -147,7 +124,9 @@ def test_unchanged_and_rejected_records_carry_no_resolution(db: Database) -> Non
 def test_with_matching_off_a_crn_link_and_a_new_person_are_told_apart(db: Database) -> None:
     off = Matcher.build(MatchingSettings(enabled=False), DEFAULT_POLICY)
     original = make_case_record()
-    same_crn = elsewhere(original, identifiers={"crn": original["person"]["identifiers"]["crn"]})
+    same_crn = another_record_of(
+        original, identifiers={"crn": original["person"]["identifiers"]["crn"]}
+    )
 
     result = ingest_records(db, [original, same_crn], matcher=off)
 
