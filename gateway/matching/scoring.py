@@ -152,6 +152,43 @@ def _surname(a: MatchView, b: MatchView) -> tuple[int, str | None]:
     return best, None
 
 
+# Levels at which neither name agrees, as when a source put the surname in the forename field.
+_WEAK_FORENAMES: Final = frozenset({FN_JW_LOW, FN_DIFFERENT})
+_WEAK_SURNAMES: Final = frozenset({SN_JW_LOW, SN_DIFFERENT})
+
+
+def _cross(x: str | None, y: str | None) -> int | None:
+    """0 when two names are equal, 1 when they are close (high Jaro-Winkler), else None."""
+    if not x or not y:
+        return None
+    if x == y:
+        return 0
+    return 1 if _jaro_winkler(x, y, score_cutoff=JW_HIGH) else None
+
+
+def _names(a: MatchView, b: MatchView) -> tuple[int, str | None, int, str | None, bool]:
+    """Forename and surname levels (with a shared exact value, for term frequencies), and
+    whether they were read crosswise: a pair whose names agree only with forename and surname
+    swapped is compared as if the source had put them the right way round."""
+    forename, forename_value = _forename(a, b)
+    surname, surname_value = _surname(a, b)
+    if forename not in _WEAK_FORENAMES or surname not in _WEAK_SURNAMES:
+        return forename, forename_value, surname, surname_value, False
+    first_a = a.forenames[0] if a.forenames else None
+    first_b = b.forenames[0] if b.forenames else None
+    forename_cross = _cross(first_a, b.surname)
+    surname_cross = _cross(a.surname, first_b)
+    if forename_cross is None or surname_cross is None:
+        return forename, forename_value, surname, surname_value, False
+    return (
+        FN_EXACT if forename_cross == 0 else FN_JW_HIGH,
+        None,
+        SN_EXACT if surname_cross == 0 else SN_JW_HIGH,
+        None,
+        True,
+    )
+
+
 def _date_of_birth(a: MatchView, b: MatchView) -> int:
     x, y = a.dob_iso, b.dob_iso
     if x is None or y is None:
@@ -184,8 +221,7 @@ def _one_edit_apart(names_a: tuple[str, ...], names_b: tuple[str, ...]) -> bool:
 
 def compare(a: MatchView, b: MatchView) -> tuple[int, ...]:
     """Each field's level index (into FIELD_LEVELS), in FIELD_ORDER; training reads these."""
-    forename, _ = _forename(a, b)
-    surname, _ = _surname(a, b)
+    forename, _, surname, _, _ = _names(a, b)
     sex = MISSING if a.sex is None or b.sex is None else EXACT if a.sex == b.sex else DIFFERENT
     ids_a, ids_b = a.identifiers, b.identifiers
     levels = [forename, surname, _date_of_birth(a, b), _postcode(a, b), sex]
@@ -209,12 +245,12 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
     Guards: a conflicting strong identifier (CRN, PNC, CRO, NOMS) caps the band at POSSIBLE, so
     automation never links two people the national systems say are different; the twins guard
     (same surname and date of birth, clearly different forenames, no identifier agreeing) makes
-    the band NEW whatever the weight. ``guards`` lists every guard whose condition held.
+    the band NEW whatever the weight. ``guards`` lists every guard whose condition held, and
+    ``names_swapped`` when forename and surname agreed only crosswise (compared as such).
     """
     compiled = model.compiled
     table = compiled.comparisons
-    forename, forename_value = _forename(a, b)
-    surname, surname_value = _surname(a, b)
+    forename, forename_value, surname, surname_value, swapped = _names(a, b)
     dob = _date_of_birth(a, b)
     forename_cmp = (
         compiled.exact_tf("forename", forename_value)
@@ -259,7 +295,7 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
         if weight >= bands.possible
         else Band.NEW
     )
-    guards: list[str] = []
+    guards: list[str] = ["names_swapped"] if swapped else []
     if conflict:
         guards.extend(f"identifier_conflict:{kind}" for kind in conflict)
         if band is Band.LINK:

@@ -290,3 +290,32 @@ def test_a_record_links_to_a_cleaned_copy_of_itself(person: dict[str, Any]) -> N
         return
     copy = view_of({**person, "surname": person["surname"].upper()})
     assert score(view, copy, MODEL).band is Band.LINK
+
+
+def _plain(**person: Any) -> MatchView:
+    return make_view(**NO_IDENTIFIERS, **person)
+
+
+def test_forename_and_surname_swapped_are_compared_crosswise() -> None:
+    right_way = _plain(forenames=["Peregrine"], surname="Quillfeather")
+    swapped = _plain(forenames=["Quillfeather"], surname="Peregrine")
+    typo_swapped = _plain(forenames=["Quillfaether"], surname="Peregrine")
+
+    pair = score(right_way, swapped, MODEL)
+    near = score(typo_swapped, right_way, MODEL)
+
+    assert "names_swapped" in pair.guards
+    assert [c.level for c in pair.comparisons[:2]] == ["exact", "exact"]
+    assert pair.band is Band.LINK
+    assert pair.match_weight == score(swapped, right_way, MODEL).match_weight
+    assert [c.level for c in near.comparisons[:2]] == ["jaro_winkler_0.92", "exact"]
+
+
+def test_one_name_agreeing_crosswise_is_not_a_swap() -> None:
+    right_way = _plain(forenames=["Peregrine"], surname="Quillfeather")
+    half = _plain(forenames=["Quillfeather"], surname="Notarealname")
+
+    pair = score(right_way, half, MODEL)
+
+    assert "names_swapped" not in pair.guards
+    assert [c.level for c in pair.comparisons[:2]] == ["different", "different"]

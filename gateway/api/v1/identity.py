@@ -119,7 +119,10 @@ class ExplainOut(BaseModel):
     probability: float
     band: str = Field(description="link, possible or new")
     prior_weight: float
-    guards: list[str] = Field(description="Rules that capped the band (twins, conflicts).")
+    guards: list[str] = Field(
+        description="Rules that capped the band (twins, conflicts), and `names_swapped` when "
+        "forename and surname agreed only crosswise."
+    )
     identifiers_agree: list[str]
     identifiers_conflict: list[str]
     comparisons: list[FieldComparisonOut]
