@@ -244,14 +244,15 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
 
     Guards: a conflicting strong identifier (CRN, PNC, CRO, NOMS) caps the band at POSSIBLE, so
     automation never links two people the national systems say are different; the twins guard
-    (same surname and date of birth, clearly different forenames, no identifier agreeing) makes
-    the band NEW whatever the weight. ``guards`` lists every guard whose condition held, and
-    ``names_swapped`` when forename and surname agreed only crosswise (compared as such).
+    (same surname, date of birth and address, clearly different forenames, no identifier
+    agreeing) makes the band NEW whatever the weight. ``guards`` lists every guard whose
+    condition held, and ``names_swapped`` when forename and surname agreed only crosswise.
     """
     compiled = model.compiled
     table = compiled.comparisons
     forename, forename_value, surname, surname_value, swapped = _names(a, b)
     dob = _date_of_birth(a, b)
+    postcode = _postcode(a, b)
     forename_cmp = (
         compiled.exact_tf("forename", forename_value)
         if forename_value is not None and "forename" in compiled.tf_tables
@@ -267,7 +268,7 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
         forename_cmp,
         surname_cmp,
         table["date_of_birth"][dob],
-        table["postcode"][_postcode(a, b)],
+        table["postcode"][postcode],
         table["sex"][sex],
     ]
     agree: list[str] = []
@@ -300,9 +301,12 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
         guards.extend(f"identifier_conflict:{kind}" for kind in conflict)
         if band is Band.LINK:
             band = Band.POSSIBLE
+    # Twins only on positive evidence: the same surname, date of birth and address with other
+    # forenames. A differing forename alone is as often a replaced or mistyped one.
     if (
         not agree
         and dob == DOB_EXACT
+        and postcode == PC_FULL
         and a.surname is not None
         and a.surname == b.surname
         and forename in _CLEARLY_DIFFERENT_FORENAMES

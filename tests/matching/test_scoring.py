@@ -204,6 +204,16 @@ def test_twins_are_kept_new() -> None:
     assert "twins" not in initial.guards
 
 
+def test_twins_guard_needs_a_shared_address_not_just_another_forename() -> None:
+    # Same surname and date of birth, another forename, different addresses: the forename may
+    # be a replaced one, so the weight decides, not the guard.
+    person = {"surname": "Quillfeather", "date_of_birth": "1984-03-07", **NO_IDENTIFIERS}
+    first = make_view(forenames=["Peregrine"], **_addresses("ZE2 9XL"), **person)
+    second = make_view(forenames=["Barnaby"], **_addresses("KW15 1AB"), **person)
+
+    assert "twins" not in score(first, second, MODEL).guards
+
+
 def test_twins_guard_does_not_apply_when_an_identifier_agrees() -> None:
     first = make_view(forenames=["Peregrine"])
     second = make_view(forenames=["Barnaby"])
