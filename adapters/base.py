@@ -277,6 +277,23 @@ class LineReader:
                 return line
             scanned = len(buffer) - pos
 
+    def numbered_lines(self, limit: int) -> Iterator[tuple[int, bytes, bool]]:
+        """Each line that is not blank, with its 1-based number and whether it is whole: a line
+        longer than `limit` comes as its first `limit` bytes, the rest stepped over unheld."""
+        number = 0
+        while True:
+            number += self.skip_blank_lines()
+            line = self.readline(limit + 1)
+            if not line:
+                return
+            number += 1
+            if len(line) > limit and not line.endswith(b"\n"):
+                while (rest := self.readline(_LINE_BLOCK)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, line[:limit], False
+                continue
+            yield number, line, True
+
     def skip_blank_lines(self) -> int:
         """Step over the blank lines at the read position; return how many there were."""
         count = 0

@@ -33,7 +33,6 @@ NDJSON = "application/x-ndjson"
 #: Longest NDJSON line (one record); a longer one is quarantined with only its start kept.
 MAX_LINE_BYTES = 8 * 1024 * 1024
 _KEPT_BYTES = 64 * 1024
-_STEP_BYTES = 64 * 1024
 
 
 class CanonicalAdapter(Adapter[AdapterConfig]):
@@ -77,19 +76,10 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
             )
 
     def _parse_lines(self, stream: IO[bytes]) -> Iterator[RawRecord]:
-        lines = LineReader(stream)
-        number = 0
-        while True:
-            number += lines.skip_blank_lines()
-            line = lines.readline(MAX_LINE_BYTES + 1)
-            if not line:
-                return
-            number += 1
+        for number, line, whole in LineReader(stream).numbered_lines(MAX_LINE_BYTES):
             position = f"line {number}"
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                # Stepped over a block at a time: the record is refused without being held.
-                while (rest := lines.readline(_STEP_BYTES)) and not rest.endswith(b"\n"):
-                    pass
+            if not whole:
+                # The rest was stepped over: the record is refused without being held.
                 yield unreadable_line(
                     line[:_KEPT_BYTES],
                     position,

@@ -133,18 +133,9 @@ def _json_document(
 
 
 def _json_lines(mapping: CompiledMapping, stream: IO[bytes]) -> Iterator[RawRecord]:
-    lines = LineReader(stream)
-    number = 0
-    while True:
-        number += lines.skip_blank_lines()
-        line = lines.readline(MAX_RECORD_BYTES + 1)
-        if not line:
-            return
-        number += 1
+    for number, line, whole in LineReader(stream).numbered_lines(MAX_RECORD_BYTES):
         position = f"line {number}"
-        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-            while (rest := lines.readline(_READ_SIZE)) and not rest.endswith(b"\n"):
-                pass  # step over the rest of the over-long line
+        if not whole:
             yield _unreadable(
                 _kept(line[:_KEPT_TEXT].decode("utf-8", errors="replace")),
                 position,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, select, text
@@ -48,15 +47,3 @@ def record_totals(session: Session, *, source: str) -> RecordTotals:
         ).where(SourceRecord.source == source)
     ).one()
     return RecordTotals(records=int(records), warned=int(warned))
-
-
-def warned_records(
-    session: Session, *, source: str, after: str | None, limit: int
-) -> Sequence[SourceRecord]:
-    """A source's records with warnings, by external id, after the `after` external id."""
-    statement = select(SourceRecord).where(
-        SourceRecord.source == source, SourceRecord.warning_count > 0
-    )
-    if after is not None:
-        statement = statement.where(SourceRecord.external_id > after)
-    return session.scalars(statement.order_by(SourceRecord.external_id).limit(limit)).all()

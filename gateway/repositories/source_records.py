@@ -72,9 +72,16 @@ def list_for_persons(
 
 
 def page_for_source(
-    session: Session, source: str, *, external_id: str | None, after: str | None, limit: int
+    session: Session,
+    source: str,
+    *,
+    external_id: str | None,
+    after: str | None,
+    limit: int,
+    warned_only: bool = False,
 ) -> Sequence[SourceRecord]:
-    """A source's records in external-id order, after `after` (keyset pagination)."""
+    """A source's records (or only those with data-quality warnings) in external-id order,
+    after `after` (keyset pagination)."""
     # The (source, external_id) unique index serves both the filter and the order; the stored
     # documents are left unloaded, since a page of them can be large.
     statement = (
@@ -87,6 +94,8 @@ def page_for_source(
     )
     if external_id is not None:
         statement = statement.where(SourceRecord.external_id == external_id)
+    if warned_only:
+        statement = statement.where(SourceRecord.warning_count > 0)
     if after is not None:
         statement = statement.where(SourceRecord.external_id > after)
     return session.scalars(statement.order_by(SourceRecord.external_id).limit(limit)).all()

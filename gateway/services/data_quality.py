@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import FieldError
 from gateway.repositories import data_quality as data_quality_repo
+from gateway.repositories import source_records as source_records_repo
 from gateway.services import audit
 from gateway.services.clients import Principal
 from gateway.storable import first_unstorable, safe_text
@@ -186,19 +187,10 @@ def _blank(value: Any) -> bool:
 
 def _warning(path: str, rule: str, message: str, value: Any) -> DataQualityWarning:
     # The value goes into a JSON column: anything no column takes is kept as its text.
-    if first_unstorable(value) is not None or not _json_value(value):
+    # (A date or any other non-JSON type counts as unstorable too.)
+    if first_unstorable(value) is not None:
         value = safe_text(repr(value))
     return DataQualityWarning(path=path, rule=rule, message=message, value=value)
-
-
-def _json_value(value: Any) -> bool:
-    if value is None or isinstance(value, str | int | float | bool):
-        return True
-    if isinstance(value, list):
-        return all(_json_value(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(key, str) and _json_value(item) for key, item in value.items())
-    return False
 
 
 def _stored(warning: dict[str, Any]) -> DataQualityWarning:
@@ -245,7 +237,10 @@ def source_report(
     now: datetime,
 ) -> SourceDataQuality:
     """A source's warnings counted by field path and rule, and a page of its warned records."""
-    rows = data_quality_repo.warned_records(session, source=source, after=after, limit=limit)
+    rows = source_records_repo.page_for_source(
+        session, source, external_id=None, after=after, limit=limit, warned_only=True
+    )
+    live = source_records_repo.live_persons_of(session, {row.person_id for row in rows})
     if rows:
         # The page shows raw values as sent: consulting personal data is recorded.
         audit.record(
@@ -253,7 +248,7 @@ def source_report(
             principal=principal,
             action=audit.AuditAction.CONSULT,
             resource="data-quality",
-            person_ids=[row.person_id for row in rows],
+            person_ids=[live[row.person_id] for row in rows],
             now=now,
             detail={"source": source, "records": len(rows)},
         )
@@ -270,7 +265,7 @@ def source_report(
             WarnedRecord(
                 source_record_id=row.id,
                 external_id=row.external_id,
-                person_id=row.person_id,
+                person_id=live[row.person_id],
                 warnings=[_stored(warning) for warning in row.warnings or []],
             )
             for row in rows
