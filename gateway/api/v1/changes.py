@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import DatabaseDep, SettingsDep, require
-from gateway.api.v1.shapes import EventTypeList, SourceNameList
+from gateway.api.v1.shapes import EventTypeList, PageLimit, SourceNameList, page_size
 from gateway.models import Change, utcnow
 from gateway.services import changes
 from gateway.services.clients import Principal, Role
@@ -73,9 +73,7 @@ async def list_changes(
         str | None,
         Query(max_length=200, pattern=CURSOR_PATTERN, description="Cursor; omit to start"),
     ] = None,
-    limit: Annotated[
-        int | None, Query(ge=1, description="Page size; larger than the maximum is the maximum")
-    ] = None,
+    limit: PageLimit = None,
     wait: Annotated[
         float,
         Query(ge=0, description="Seconds to hold an empty page open (longer waits are cut to 30)"),
@@ -92,7 +90,7 @@ async def list_changes(
         bool, Query(description="Also return changes this client caused itself")
     ] = False,
 ) -> ChangePageOut:
-    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    size = page_size(limit, settings.limits)
     wait = min(wait, settings.feed.max_wait_seconds)
     sources = _listed(source)
     feed_filter = changes.FeedFilter(

@@ -6,14 +6,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import DatabaseDep, SettingsDep, require
-from gateway.api.v1.shapes import NO_NUL_PATTERN, DataQualityWarningOut, SourcePath
+from gateway.api.v1.shapes import (
+    DataQualityWarningOut,
+    ExternalIdAfter,
+    PageLimit,
+    SourcePath,
+    page_size,
+)
 from gateway.models import utcnow
 from gateway.services import data_quality
-from gateway.services.clients import Principal, Role, validate_source_name
+from gateway.services.clients import Principal, Role
 
 router = APIRouter(tags=["data quality"])
 
@@ -56,19 +62,10 @@ def source_data_quality(
     db: DatabaseDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require(Role.OPERATOR))],
-    after: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=128,
-            pattern=NO_NUL_PATTERN,
-            description="Continue after this external id; leave out for the first page.",
-        ),
-    ] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    after: ExternalIdAfter = None,
+    limit: PageLimit = None,
 ) -> SourceDataQualityOut:
-    validate_source_name(source)
-    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    size = page_size(limit, settings.limits)
     report = db.write(
         lambda session: data_quality.source_report(
             session, source=source, after=after, limit=size, principal=principal, now=utcnow()

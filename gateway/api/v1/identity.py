@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import DatabaseDep, MatcherDep, SettingsDep, require
-from gateway.api.v1.shapes import InputModel
+from gateway.api.v1.shapes import InputModel, PageLimit, page_size
 from gateway.models import MatchDecision, Person, utcnow
 from gateway.services import review
 from gateway.services.clients import Principal, Role
@@ -161,9 +161,9 @@ def review_queue(
             description="The `next` of the previous page",
         ),
     ] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: PageLimit = None,
 ) -> ReviewPageOut:
-    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    size = page_size(limit, settings.limits)
     items, following = db.write(
         lambda session: review.review_queue(
             session, after=after, limit=size, principal=principal, now=utcnow()

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from gateway.api.deps import DatabaseDep, MatcherDep, SettingsDep, require
-from gateway.api.v1.shapes import NO_NUL_PATTERN, InputModel
+from gateway.api.v1.shapes import NO_NUL_PATTERN, InputModel, PageLimit, page_size
 from gateway.models import utcnow
 from gateway.services import persons, writeback
 from gateway.services.clients import Principal, Role
@@ -108,9 +108,9 @@ def find_persons(
     pnc: Annotated[str | None, Query(max_length=32, pattern=NO_NUL_PATTERN)] = None,
     noms: Annotated[str | None, Query(max_length=32, pattern=NO_NUL_PATTERN)] = None,
     after: Annotated[uuid.UUID | None, Query(description="Continue after this person id")] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: PageLimit = None,
 ) -> PersonListOut:
-    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    size = page_size(limit, settings.limits)
     given = {kind: value for kind, value in (("crn", crn), ("pnc", pnc), ("noms", noms)) if value}
     views = db.write(
         lambda session: persons.find_persons(

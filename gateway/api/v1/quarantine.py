@@ -14,10 +14,12 @@ from gateway.api.v1.shapes import (
     NO_NUL_PATTERN,
     FieldErrorOut,
     InputModel,
+    PageLimit,
     QueryMoment,
     RowCursor,
     RowIdPath,
     SourceFilter,
+    page_size,
 )
 from gateway.models import RejectedRecord, utcnow
 from gateway.services import quarantine
@@ -106,9 +108,9 @@ def list_quarantine(
     received_from: QueryMoment = None,
     received_to: QueryMoment = None,
     after: RowCursor = 0,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: PageLimit = None,
 ) -> QuarantinePageOut:
-    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    size = page_size(limit, settings.limits)
     where = quarantine.QuarantineFilter(
         status=None if status == "all" else status,
         source=source,

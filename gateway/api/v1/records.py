@@ -29,8 +29,11 @@ from gateway.api.deps import (
 from gateway.api.v1.shapes import (
     NO_NUL_PATTERN,
     DataQualityWarningOut,
+    ExternalIdAfter,
     FieldErrorOut,
+    PageLimit,
     SourcePath,
+    page_size,
 )
 from gateway.db import Database
 from gateway.errors import InvalidRequest, MalformedBody
@@ -468,19 +471,11 @@ def list_source_records(
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require(Role.SOURCE, Role.CENTRAL, Role.OPERATOR))],
     external_id: ExternalIdQuery = None,
-    after: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=ingest.MAX_EXTERNAL_ID,
-            pattern=NO_NUL_PATTERN,
-            description="The `next_after` of the previous page",
-        ),
-    ] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    after: ExternalIdAfter = None,
+    limit: PageLimit = None,
 ) -> StoredRecordPageOut:
     require_source_access(principal, source, roles={Role.CENTRAL, Role.OPERATOR})
-    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    size = page_size(limit, settings.limits)
     page = db.write(
         lambda session: reconciliation.list_source_records(
             session,

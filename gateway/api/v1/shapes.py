@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.settings import LimitSettings
 from gateway.storable import first_unstorable
 
 
@@ -92,3 +93,23 @@ class InputModel(BaseModel):
         if found is not None:
             raise ValueError(f"{found.path}: {found.message}")
         return data
+
+
+PageLimit = Annotated[
+    int | None,
+    Query(ge=1, description="Page size; past GATEWAY_LIMITS__MAX_PAGE_SIZE it is cut to it"),
+]
+ExternalIdAfter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=128,
+        pattern=NO_NUL_PATTERN,
+        description="The `next_after` of the previous page (an external id); omit to start",
+    ),
+]
+
+
+def page_size(limit: int | None, limits: LimitSettings) -> int:
+    """The size of a page asked for with `limit`: the default when none, at most the maximum."""
+    return min(limit or limits.default_page_size, limits.max_page_size)

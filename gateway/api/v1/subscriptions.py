@@ -6,12 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from gateway.api.deps import DatabaseDep, SettingsDep, require
-from gateway.api.v1.shapes import InputModel, RowCursor, RowIdInt
+from gateway.api.v1.shapes import InputModel, PageLimit, RowCursor, RowIdInt, page_size
 from gateway.models import Subscription, utcnow
 from gateway.services import status as status_service
 from gateway.services import webhooks
@@ -312,9 +312,9 @@ def list_dead_letters(
     settings: SettingsDep,
     _principal: OperatorDep,
     after: RowCursor = 0,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: PageLimit = None,
 ) -> DeadLetterPageOut:
-    size = min(limit or settings.limits.default_page_size, settings.limits.max_page_size)
+    size = page_size(limit, settings.limits)
     rows = db.read(
         lambda session: webhooks.dead_letters(
             session, subscription_id, after_id=after, limit=size + 1
