@@ -254,9 +254,12 @@ def run_once(
     workdir: Path,
     *,
     postal_codes: bool,
+    model_file: Path | None = None,
 ) -> RunResult:
     source = f"linkage-{dataset.name.replace('_', '-')}"
     env = gateway_env(database_url, 1, max(len(upload) for upload in data.uploads))
+    if model_file is not None:
+        env["GATEWAY_MATCHING__MODEL_FILE"] = str(model_file)
     env["GATEWAY_SOURCES"] = json.dumps(
         {
             source: {
@@ -378,11 +381,21 @@ class Report:
     run: RunResult
     scores: Scores
     records_per_s: float
+    model: str = "cold"
+
+    @property
+    def label(self) -> str:
+        return self.dataset.name if self.model == "cold" else f"{self.dataset.name} ({self.model})"
 
 
 def print_report(reports: Sequence[Report], *, engine: str, runs: int, batch_size: int) -> None:
     print()
-    print(f"Identity resolution through the HTTP API, cold (default model), {engine}")
+    models = (
+        " and trained (EM on the same records)"
+        if any(report.model != "cold" for report in reports)
+        else ""
+    )
+    print(f"Identity resolution through the HTTP API, cold (default model){models}, {engine}")
     print()
     print(
         "| data set | sent | stored | rejected | warned | review | review share "
@@ -393,7 +406,7 @@ def print_report(reports: Sequence[Report], *, engine: str, runs: int, batch_siz
         run = report.run
         share = run.review_items / run.sent if run.sent else 0.0
         print(
-            f"| {report.dataset.name} | {run.sent:,} | {run.stored:,} | {run.rejected:,} "
+            f"| {report.label} | {run.sent:,} | {run.stored:,} | {run.rejected:,} "
             f"| {run.warned:,} "
             f"| {run.review_items:,} | {share:.1%} | {run.review_true:,} "
             f"| {report.records_per_s:,.0f} | {run.read_requests:,} |"
@@ -409,7 +422,7 @@ def print_report(reports: Sequence[Report], *, engine: str, runs: int, batch_siz
     for report in reports:
         pw, cl, splink = report.scores.pairwise, report.scores.clusters, report.dataset.splink
         print(
-            f"| {report.dataset.name} | {pw.precision:.4f} | {pw.recall:.4f} | {pw.f1:.4f} "
+            f"| {report.label} | {pw.precision:.4f} | {pw.recall:.4f} | {pw.f1:.4f} "
             f"| {cl.precision:.4f} | {cl.recall:.4f} | {cl.f1:.4f} "
             f"| {report.scores.blocking_recall:.4f} | {splink.variant} | {splink.precision:.4f} "
             f"| {splink.recall:.4f} | {splink.f1:.4f} | {splink.f1_clustered:.4f} |"
@@ -418,7 +431,7 @@ def print_report(reports: Sequence[Report], *, engine: str, runs: int, batch_siz
     for report in reports:
         pw, cl, scores = report.scores.pairwise, report.scores.clusters, report.scores
         print(
-            f"{report.dataset.name}: pairs {pw.true_positive_pairs:,} right of "
+            f"{report.label}: pairs {pw.true_positive_pairs:,} right of "
             f"{pw.predicted_pairs:,} predicted, {pw.true_pairs:,} true; clusters "
             f"{cl.exact_clusters:,} exact of {cl.predicted_clusters:,} predicted, "
             f"{cl.true_clusters:,} true; true pairs sharing a key {scores.blocked_pairs:,} of "
@@ -456,6 +469,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=1, help="runs per data set (timing median)")
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per CSV upload")
     parser.add_argument(
+        "--trained",
+        action="store_true",
+        help="also train a model on each set's stored records (crc-gateway matcher train) and "
+        "push the set again into a fresh database with it",
+    )
+    parser.add_argument(
         "--no-postal-codes",
         dest="postal_codes",
         action="store_false",
@@ -465,6 +484,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.runs < 1 or args.batch_size < 1:
         parser.error("--runs and --batch-size must be at least 1")
     return args
+
+
+def train_model(dataset: Dataset, data: Input, database_url: str, workdir: Path) -> Path:
+    """`crc-gateway matcher train` on the records a run stored; the model file it wrote."""
+    out = workdir / f"{dataset.name}-trained.json"
+    env = gateway_env(database_url, 1, max(len(upload) for upload in data.uploads))
+    run_cli(["matcher", "train", "--out", str(out), "--force"], env)
+    return out
+
+
+def _report(dataset: Dataset, data: Input, runs: list[RunResult], model: str) -> Report:
+    first = runs[0]
+    return Report(
+        dataset=dataset,
+        run=first,
+        scores=score(first.predicted, data.truth, first.keys),
+        records_per_s=statistics.median(run.sent / run.push_s for run in runs),
+        model=model,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -493,17 +531,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runs.append(
                         run_once(dataset, data, url, workdir, postal_codes=args.postal_codes)
                     )
+                    if args.trained and number == 0:
+                        model = train_model(dataset, data, url, workdir)
                 finally:
                     databases.drop("gateway")
-            first = runs[0]
-            reports.append(
-                Report(
-                    dataset=dataset,
-                    run=first,
-                    scores=score(first.predicted, data.truth, first.keys),
-                    records_per_s=statistics.median(run.sent / run.push_s for run in runs),
-                )
-            )
+            reports.append(_report(dataset, data, runs, "cold"))
+            if args.trained:
+                # The model learned from the cold run's records, applied from a fresh start.
+                url = databases.fresh("gateway")
+                try:
+                    trained = run_once(
+                        dataset,
+                        data,
+                        url,
+                        workdir,
+                        postal_codes=args.postal_codes,
+                        model_file=model,
+                    )
+                finally:
+                    databases.drop("gateway")
+                reports.append(_report(dataset, data, [trained], "trained"))
     print_report(reports, engine=databases.engine, runs=args.runs, batch_size=args.batch_size)
     return 0
 

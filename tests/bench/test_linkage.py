@@ -239,3 +239,29 @@ def test_well_formed_rows_of_each_data_set_translate(dataset: linkage.Dataset) -
             pytest.fail(f"{raw['rec_id']} rejected: {[e['path'] for e in error.errors]}")
         assert record.provenance.external_id == raw["rec_id"]
         assert record.person.date_of_birth is not None or raw["date_of_birth"] == ""
+
+
+def test_a_trained_report_is_labelled_and_asked_for_by_flag() -> None:
+    febrl = next(dataset for dataset in linkage.DATASETS if dataset.name == "febrl1")
+    scores = linkage.score({"a": "p"}, {"a": "e"}, {"a": []})
+    run = linkage.RunResult(
+        sent=1,
+        stored=1,
+        rejected=0,
+        push_s=1.0,
+        predicted={"a": "p"},
+        keys={"a": []},
+        review_items=0,
+        review_true=0,
+        read_requests=1,
+        warned=0,
+    )
+
+    cold = linkage.Report(dataset=febrl, run=run, scores=scores, records_per_s=1.0)
+    trained = linkage.Report(
+        dataset=febrl, run=run, scores=scores, records_per_s=1.0, model="trained"
+    )
+
+    assert (cold.label, trained.label) == ("febrl1", "febrl1 (trained)")
+    assert linkage.parse_args(["--trained"]).trained
+    assert not linkage.parse_args([]).trained
