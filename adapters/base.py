@@ -77,11 +77,23 @@ class FetchedPage:
     has_more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Unparsed:
+    """A source value an adapter could not convert, left in `RecordRejected.document` where the
+    canonical value would have gone, so the gateway can report it (with the adapter's own
+    message) when it keeps the record without that field."""
+
+    value: Any
+    message: str
+    error_type: str
+
+
 class RecordRejected(Exception):
     """A record that cannot become a canonical record; carries field-level errors.
 
     `document` is the canonical-shaped dict the adapter built and handed to `CaseRecord`, when
-    that validation is the only thing that failed. Given it, the gateway may keep the record
+    that validation is the only thing that failed, or when the adapter's own conversions failed
+    and it left an `Unparsed` in each such place. Given it, the gateway may keep the record
     with its invalid identity fields (a date of birth, a surname, an identifier, a postcode)
     dropped and reported as data-quality warnings; without it the record is quarantined.
     """

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from adapters.base import FieldError, RecordRejected
+from adapters.base import FieldError, RecordRejected, Unparsed
 from adapters.mapping.rules import (
     ABSENT,
     FieldRule,
@@ -80,6 +80,9 @@ class _Build:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self.sources: dict[str, str] = {}
+        # Errors that are not a value's conversion (a source shaped wrongly): with any of these
+        # the record cannot be kept by dropping fields.
+        self.structural = False
 
     def fail(self, where: str | None, canonical: str, message: str, error_type: str) -> None:
         path = f"{canonical} <- {where}" if where else canonical
@@ -101,8 +104,11 @@ class _Build:
             return rule.value(context)
         except TransformError as error:
             self.fail(where, canonical, error.message, error.error_type)
+            # Left in place, so the gateway can keep the record without this field if it may.
+            return Unparsed(_raw(rule, context), error.message, error.error_type), True
         except SourceShapeError as error:
             self.fail(error.where or where, canonical, error.message, "source_shape")
+            self.structural = True
         # Counted as sourced, so the object holding it is kept and the error stands alone.
         return ABSENT, True
 
@@ -186,6 +192,16 @@ def _candidates(group: Group, context: Context) -> Iterator[Context]:
         yield Context(value=row, path=where, root=context.root, rows=tuple(bucket))
 
 
+def _raw(rule: FieldRule, context: Context) -> Any:
+    """The source value a rule failed to convert (None if it cannot be read again)."""
+    if rule.source is None:
+        return None
+    try:
+        return rule.source.read(context)
+    except SourceShapeError:
+        return None
+
+
 class Translator:
     """Turns one raw record's data into a CaseRecord, or raises RecordRejected."""
 
@@ -233,7 +249,10 @@ class Translator:
             provenance["external_id"] = external_id
         record.setdefault("person", {})
         if build.errors:
-            raise RecordRejected(build.errors, external_id=external_id)
+            # Only conversions failed: the document (with an Unparsed in each place) goes along,
+            # for the gateway to keep the record if every failure is an identity field.
+            kept = None if build.structural or external_id is None else record
+            raise RecordRejected(build.errors, external_id=external_id, document=kept)
         try:
             return CaseRecord.model_validate(record)
         except ValidationError as error:

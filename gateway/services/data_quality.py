@@ -20,7 +20,7 @@ from typing import Any, Final, TypedDict
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from adapters.base import FieldError
+from adapters.base import FieldError, Unparsed
 from gateway.repositories import data_quality as data_quality_repo
 from gateway.repositories import source_records as source_records_repo
 from gateway.services import audit
@@ -186,6 +186,9 @@ def _blank(value: Any) -> bool:
 
 
 def _warning(path: str, rule: str, message: str, value: Any) -> DataQualityWarning:
+    if isinstance(value, Unparsed):
+        # The adapter could not convert it: its message says why better than the schema's.
+        message, value = value.message, value.value
     # The value goes into a JSON column: anything no column takes is kept as its text.
     # (A date or any other non-JSON type counts as unstorable too.)
     if first_unstorable(value) is not None:
