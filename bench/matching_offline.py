@@ -139,8 +139,7 @@ def _links(pair_score: Any) -> bool:
     if pair_score.band is Band.LINK:
         return True
     # The gateway's ingest links on an agreeing strong identifier when no strong one conflicts.
-    strong_agree = any(kind in STRONG_IDENTIFIER_KINDS for kind in pair_score.identifiers_agree)
-    return strong_agree and not pair_score.identifiers_conflict and "twins" not in pair_score.guards
+    return pair_score.links_on_identifier and not pair_score.identifiers_conflict
 
 
 def cluster(

@@ -27,6 +27,14 @@ flat as the store grows to millions; none is as coarse as surname + year of birt
 * ``names_out:<code>|<code>:<outcode>``: the sorted name pair + outcode, with no date of birth, so a
   record whose date of birth is missing or junk still finds its person.
 
+* ``names_town:<code>|<code>:<town>``: the sorted name pair + town, for a record whose postcode
+  is missing or mistyped and whose date of birth is too.
+* ``dob_home:<dob>:<house number>``: date of birth + house number, for a record whose names and
+  postcode are both wrong.
+* ``home:<house number>:<street code>:<initial>``: house number + the first letters of a street
+  line's phonetic code + the initial of the surname or of the first forename (one key each), for
+  a record whose date of birth and one name are wrong at the same home.
+
 Where an outcode is named, a postal code from abroad (kept whole, as ``@<code>``) serves too: it
 has no outcode of its own, and without it such a record had no address key at all.
 """
@@ -35,7 +43,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.matching.views import IDENTIFIER_KINDS, MatchView
+from gateway.matching.views import IDENTIFIER_KINDS, MatchView, phonetic
 
 __all__ = ["BLOCKING_KEY_KINDS", "IDENTIFIER_KEY_KINDS", "MAX_KEY_LENGTH", "match_keys"]
 
@@ -50,9 +58,15 @@ BLOCKING_KEY_KINDS: Final[tuple[str, ...]] = (
     "names_dob",
     "dmx_sn",
     "names_out",
+    "dob_home",
+    "home",
+    "names_town",
 )
 # Long enough to tell names apart, short enough that two codes, a date and a kind fit in 96.
 _CODE_LENGTH: Final = 20
+# A street name's code: long enough to tell streets apart, short enough to survive a typo late
+# in a long name ("MACLAURIN CRESCENT" and "MACLAURINC RESCENT").
+_STREET_CODE_LENGTH: Final = 6
 
 
 def _pair(first: str, second: str) -> str:
@@ -87,4 +101,23 @@ def match_keys(view: MatchView) -> list[str]:
             keys.append(f"dmx_sn:{born.year:04d}-{low:02d}-{high:02d}:{main_surname}")
     if names is not None:
         keys.extend(f"names_out:{names}:{area}" for area in view.areas)
+    numbers = dict.fromkeys(street.number for street in view.streets)
+    if dob is not None:
+        keys.extend(f"dob_home:{dob}:{number}" for number in numbers)
+    # Under the surname's initial and the first forename's, so either name may be wrong.
+    initials = dict.fromkeys(
+        name[0] for name in (view.surname, view.forenames[0] if view.forenames else None) if name
+    )
+    keys.extend(
+        f"home:{street.number}:{_street_code(name)}:{initial}"
+        for street in view.streets
+        for name in street.names
+        for initial in initials
+    )
+    if names is not None:
+        keys.extend(f"names_town:{names}:{town}" for town in sorted(view.towns))
     return list(dict.fromkeys(key[:MAX_KEY_LENGTH] for key in keys))
+
+
+def _street_code(name: str) -> str:
+    return phonetic(name)[:_STREET_CODE_LENGTH]

@@ -39,6 +39,7 @@ __all__ = [
     "JUNK_POSTCODES",
     "STRONG_IDENTIFIER_KINDS",
     "MatchView",
+    "Street",
     "clean_name",
     "phonetic",
     "view_of",
@@ -101,6 +102,24 @@ class MatchView:
     areas: tuple[str, ...] = field(default=())
     """What blocking files a record under for where it lives: each UK outcode, and each postal
     code from abroad whole (it has no outcode; prefixed so it never equals a UK one)."""
+    uk_postcodes: frozenset[str] = field(default=frozenset())
+    """UK postcodes only: a full one names a few dozen homes, so it agrees as a place."""
+    foreign_postcodes: frozenset[str] = field(default=frozenset())
+    """Postal codes from abroad: most name a district, so they agree as an area."""
+    streets: tuple[Street, ...] = field(default=())
+    """Per address that has them: its house number and the names of its street lines."""
+    towns: frozenset[str] = field(default=frozenset())
+    middle_names: tuple[str, ...] = field(default=())
+    """The main forenames after the first (middle names and initials)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Street:
+    """Where in a town an address is: its house number and the cleaned names of its lines
+    (``["Flat 2", "14 High Street"]`` -> number ``14``, names ``("FLAT", "HIGH STREET")``)."""
+
+    number: str
+    names: tuple[str, ...]
 
 
 @cache
@@ -193,6 +212,86 @@ def _postcodes(addresses: Any, key: str = "postcode") -> tuple[str, ...]:
     return tuple(dict.fromkeys([*main, *other]))
 
 
+# A house number: digits, maybe one letter after them (14, 14A), as its own word.
+_HOUSE_NUMBER = re.compile(r"^(\d{1,5}[A-Z]?)$")
+_LINE_WORDS = re.compile(r"[^A-Z0-9]+")
+# Street names shorter than this say nothing (a stray letter left from "14 B").
+_MIN_STREET_NAME = 3
+# A line starting with one of these is a flat or unit within the building: its number is not
+# the house number, and its words are not a street.
+_SUB_PREMISES: Final = frozenset(
+    {
+        "APARTMENT",
+        "APT",
+        "APRT",
+        "BLOCK",
+        "FL",
+        "FLAT",
+        "FLOOR",
+        "NO",
+        "NUMBER",
+        "ROOM",
+        "STE",
+        "SUITE",
+        "UNIT",
+    }
+)
+
+
+def _address_text(raw: str) -> str:
+    folded = unicodedata.normalize("NFKD", raw.upper()).encode("ascii", "ignore").decode("ascii")
+    return " ".join(_LINE_WORDS.sub(" ", _APOSTROPHES.sub("", folded)).split())
+
+
+def _street(lines: Any) -> Street | None:
+    """The house number and street names of one address's lines; None without a number.
+
+    Lines naming a flat or unit (``Flat 2``, ``Apt # 101``) are skipped; the number is then the
+    first word that is one, and the names are each remaining line's other words (so a building
+    name and a street name are both kept, whichever line a source put them on).
+    """
+    if not isinstance(lines, list):
+        return None
+    number: str | None = None
+    names: list[str] = []
+    for line in lines:
+        if not isinstance(line, str):
+            continue
+        words = _address_text(line).split(" ")
+        if words[0] in _SUB_PREMISES:
+            continue
+        kept = []
+        for word in words:
+            if _HOUSE_NUMBER.match(word):
+                if number is None:
+                    number = word
+            elif word:
+                kept.append(word)
+        name = " ".join(kept)
+        if len(name) >= _MIN_STREET_NAME:
+            names.append(name)
+    if number is None or not names:
+        return None
+    return Street(number, tuple(dict.fromkeys(names)))
+
+
+def _address_parts(addresses: Any) -> tuple[tuple[Street, ...], frozenset[str]]:
+    streets: list[Street] = []
+    towns: set[str] = set()
+    for address in addresses if isinstance(addresses, list) else ():
+        if not isinstance(address, Mapping) or address.get("no_fixed_abode"):
+            continue
+        street = _street(address.get("lines"))
+        if street is not None and street not in streets:
+            streets.append(street)
+        town = address.get("town")
+        if isinstance(town, str):
+            cleaned = _address_text(town)
+            if cleaned:
+                towns.add(cleaned)
+    return tuple(streets), frozenset(towns)
+
+
 def _outcode(postcode: str) -> str:
     # Canonical postcodes have one space before the 3-character inward code.
     return postcode.rsplit(" ", 1)[0] if " " in postcode else postcode[:-3]
@@ -244,12 +343,14 @@ def view_of(person: Mapping[str, Any]) -> MatchView:
     born = _date(person.get("date_of_birth"))
     raw_sex = person.get("sex")
     sex = raw_sex.upper() if isinstance(raw_sex, str) and raw_sex.upper() in _KNOWN_SEXES else None
-    postcodes = _postcodes(person.get("addresses"))
-    outcodes = tuple(dict.fromkeys(_outcode(postcode) for postcode in postcodes))
+    addresses = person.get("addresses")
+    uk = _postcodes(addresses)
+    outcodes = tuple(dict.fromkeys(_outcode(postcode) for postcode in uk))
     # Postal codes from abroad agree only as whole text: they have no UK outcode to share.
-    foreign = _postcodes(person.get("addresses"), "postal_code")
-    postcodes = tuple(dict.fromkeys([*postcodes, *foreign]))
+    foreign = _postcodes(addresses, "postal_code")
+    postcodes = tuple(dict.fromkeys([*uk, *foreign]))
     areas = (*outcodes, *(f"@{code}" for code in foreign if code not in outcodes))
+    streets, towns = _address_parts(addresses)
 
     firsts = tuple(dict.fromkeys([*forenames[:1], *alias_firsts]))
     surnames = tuple(dict.fromkeys([*([surname] if surname else []), *alias_surnames]))
@@ -273,4 +374,9 @@ def view_of(person: Mapping[str, Any]) -> MatchView:
         outcodes=outcodes,
         outcode_set=frozenset(outcodes),
         areas=tuple(dict.fromkeys(areas)),
+        uk_postcodes=frozenset(uk),
+        foreign_postcodes=frozenset(foreign) - frozenset(uk),
+        streets=streets,
+        towns=towns,
+        middle_names=forenames[1:],
     )

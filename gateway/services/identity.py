@@ -238,7 +238,7 @@ class BatchResolver:
             if pair.identifiers_conflict:
                 found.conflict.add(person_id)
             strong = [kind for kind in pair.identifiers_agree if kind in STRONG_IDENTIFIER_KINDS]
-            if "twins" not in pair.guards and strong:
+            if pair.links_on_identifier:
                 found.agree.add(person_id)
                 found.agreed_kinds.setdefault(person_id, set()).update(strong)
             held = found.best.get(person_id)
@@ -303,11 +303,13 @@ class BatchResolver:
                     if kind in found.agreed_kinds.get(chosen[0], ())
                 ),
             )
+        # A person a conflict kept this record from (which would have linked on its weight or
+        # on an agreeing identifier) is always put to a person, never passed over in silence.
         possible = [
             person_id
             for person_id, scored in ranked
             if scored.score.band is Band.POSSIBLE
-            or (person_id in conflict and scored.score.band is Band.LINK)
+            or (person_id in conflict and (scored.score.band is Band.LINK or person_id in agree))
         ]
         if possible:
             top = best[possible[0]]

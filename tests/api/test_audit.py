@@ -104,11 +104,12 @@ async def test_pushing_records_collects_new_persons_and_alters_known_ones(
     third = make_case_record()
     same_crn = make_case_record(
         person={
+            "date_of_birth": second["person"]["date_of_birth"],
             "identifiers": {
                 "crn": second["person"]["identifiers"]["crn"],
                 "pnc": OMIT,
                 "noms": OMIT,
-            }
+            },
         }
     )
     mixed = await push(client, source, changed, second, third, same_crn)

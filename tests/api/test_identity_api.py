@@ -51,7 +51,7 @@ async def test_a_possible_match_is_reviewed_and_linked_over_http(
     identity = (await client.get("/v1/status", headers=operator)).json()["identity"]
     assert identity["review_pending"] == 1
     assert identity["oldest_pending_at"] is not None
-    assert identity["model_version"] == "default-1"
+    assert identity["model_version"] == "default-2"
 
     queue = await client.get("/v1/review", headers=operator)
     assert queue.status_code == 200, queue.text

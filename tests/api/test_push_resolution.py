@@ -23,11 +23,12 @@ async def test_each_record_reports_how_it_was_resolved(
     [first] = await push_records(client, north, "crc-north", original)
     by_pnc = make_case_record(
         person={
+            "date_of_birth": original["person"]["date_of_birth"],
             "identifiers": {
                 "pnc": original["person"]["identifiers"]["pnc"],
                 "crn": OMIT,
                 "noms": OMIT,
-            }
+            },
         }
     )
     typo = another_record_of(original, surname="Fictionwroth")

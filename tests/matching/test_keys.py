@@ -128,3 +128,37 @@ def test_records_abroad_with_other_names_or_no_date_of_birth_still_share_a_key()
     assert renamed & original
     assert undated & original
     assert not any(key.endswith(":98101") for key in original)  # never taken for an outcode
+
+
+def _home(lines: list[str], town: str = "Leeds") -> dict[str, object]:
+    return {"addresses": [{"status": "MAIN", "lines": lines, "town": town}]}
+
+
+def test_a_record_with_its_date_of_birth_and_postcode_both_wrong_finds_its_home() -> None:
+    # The house number and street (a typo late in its name too) survive where the date of
+    # birth and the names are wrong.
+    first = make_view(surname="Quillfeather", **_home(["Flat 2", "14 High Street"]))
+    second = make_view(
+        surname="Quilfeather",
+        forenames=["Peregrin"],
+        date_of_birth="1948-03-07",
+        **_home(["14 High Stret"], town="Leedz"),
+    )
+    shared = _kinds(sorted(set(match_keys(first)) & set(match_keys(second))))
+    assert "home" in shared
+    # A flat number is not a house number: it makes no key.
+    assert not any(key.startswith("home:2:") for key in match_keys(first))
+
+
+def test_a_date_of_birth_and_house_number_share_a_key_when_names_and_street_differ() -> None:
+    first = make_view(forenames=["Makenzi"], surname="Vimpany", **_home(["381 Maclaurin Crescent"]))
+    second = make_view(
+        forenames=["Makendi"], surname="Morrisn", **_home(["381", "Maclaurinc Rescent"])
+    )
+    assert "dob_home" in _kinds(sorted(set(match_keys(first)) & set(match_keys(second))))
+
+
+def test_names_and_town_share_a_key_without_a_date_of_birth_or_postcode() -> None:
+    first = make_view(date_of_birth=None, addresses=[{"status": "MAIN", "town": "Leeds"}])
+    second = make_view(date_of_birth=None, addresses=[{"status": "MAIN", "town": "leeds"}])
+    assert "names_town" in _kinds(sorted(set(match_keys(first)) & set(match_keys(second))))

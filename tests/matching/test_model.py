@@ -12,7 +12,7 @@ from gateway.matching import DEFAULT_MODEL_PATH, MatchModel, ModelFileError, loa
 
 def test_the_packaged_default_loads() -> None:
     model = load_model()
-    assert model.version == "default-1"
+    assert model.version == "default-2"
     assert model == load_model(DEFAULT_MODEL_PATH)
     assert model.bands.link > model.bands.possible
 

@@ -72,6 +72,9 @@ def test_surname_agrees_with_the_other_sides_alias() -> None:
         ("1984-03-07", "1984-03-08", "typo"),
         ("1984-03-17", "1984-03-71" if False else "1984-03-17", "exact"),
         ("1984-03-12", "1984-03-21", "typo"),
+        ("1984-03-28", "1984-04-09", "within_month"),
+        ("1984-03-07", "1984-11-23", "within_year"),
+        ("1984-12-30", "1985-06-02", "within_year"),
         ("1984-03-07", "1991-11-23", "different"),
         ("1984-03-07", "1900-01-01", "missing"),
     ],
@@ -85,18 +88,114 @@ def _addresses(*postcodes: str) -> dict[str, Any]:
     return {"addresses": [{"status": "MAIN", "postcode": postcode} for postcode in postcodes]}
 
 
+def _home(
+    lines: list[str],
+    *,
+    town: str | None = None,
+    postcode: str | None = None,
+    abroad: str | None = None,
+) -> dict[str, Any]:
+    address: dict[str, Any] = {"status": "MAIN", "lines": lines, "town": town, "postcode": postcode}
+    if abroad is not None:
+        address["postal_code"] = abroad
+    return {"addresses": [address]}
+
+
 @pytest.mark.parametrize(
     ("first", "second", "level"),
     [
-        (("ZE2 9XL",), ("KW15 1AB", "ZE2 9XL"), "full"),
-        (("ZE2 9XL",), ("ZE2 7AB",), "outcode"),
+        (("ZE2 9XL",), ("KW15 1AB", "ZE2 9XL"), "postcode"),
+        (("ZE2 9XL",), ("ZE2 7AB",), "area"),
         (("ZE2 9XL",), ("KW15 1AB",), "different"),
         (("ZE2 9XL",), ("NF1 1NF",), "missing"),
     ],
 )
-def test_postcode_levels(first: tuple[str, ...], second: tuple[str, ...], level: str) -> None:
+def test_address_levels_on_postcodes(
+    first: tuple[str, ...], second: tuple[str, ...], level: str
+) -> None:
     a, b = make_view(**_addresses(*first)), make_view(**_addresses(*second))
-    assert _level(a, b, "postcode") == level
+    assert _level(a, b, "address") == level
+
+
+HIGH_ST = ["Flat 2", "14 High Street"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "level"),
+    [
+        # A home: the house number and a street line agree (a flat line is not the number).
+        (
+            _home(HIGH_ST, postcode="LS1 4AB"),
+            _home(["14 High St"], postcode="LS1 4AB"),
+            "street_postcode",
+        ),
+        (
+            _home(HIGH_ST, postcode="LS1 4AB"),
+            _home(["14 Hihg Street"], postcode="LS1 4AX"),
+            "street_area",
+        ),
+        (
+            _home(["14", "High Street"], town="Leeds"),
+            _home(["14 High Street"], town="Leeds"),
+            "street_area",
+        ),
+        (_home(HIGH_ST, town="Leeds"), _home(["14 High Street"], town="York"), "street"),
+        # The street alone, or the number alone, is not a home.
+        (
+            _home(HIGH_ST, postcode="LS1 4AB"),
+            _home(["16 High Street"], postcode="LS1 4AB"),
+            "postcode",
+        ),
+        (_home(HIGH_ST, town="Leeds"), _home(["14 Mill Lane"], town="Leeds"), "area"),
+        # Postal codes from abroad name a district: an area, like one a character off.
+        (
+            _home(["7", "Brache Place"], abroad="2602"),
+            _home(["9 Fuller Street"], abroad="2602"),
+            "area",
+        ),
+        (
+            _home(["7 Brache Place"], abroad="2602"),
+            _home(["9 Fuller Street"], abroad="2612"),
+            "area",
+        ),
+        (
+            _home(["7 Brache Place"], abroad="2602"),
+            _home(["7 Brache Place"], abroad="2602"),
+            "street_area",
+        ),
+        (
+            _home(["7 Brache Place"], town="Leeds"),
+            _home(["9 Fuller Street"], town="York"),
+            "different",
+        ),
+        # Missing only when no part is held by both.
+        (_home(["7 Brache Place"]), _home([], town="York"), "missing"),
+    ],
+)
+def test_address_levels(first: dict[str, Any], second: dict[str, Any], level: str) -> None:
+    assert _level(make_view(**first), make_view(**second), "address") == level
+
+
+def test_a_shared_home_counts_once() -> None:
+    home = _home(HIGH_ST, town="Leeds", postcode="LS1 4AB")
+    result = score(make_view(**home), make_view(**home), MODEL)
+    assert [c.field for c in result.comparisons].count("address") == 1
+    assert "postcode" not in {c.field for c in result.comparisons}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "level"),
+    [
+        (["Ann", "Marie"], ["Ann", "Marie"], "exact"),
+        (["Ann", "M"], ["Ann", "Marie"], "initial"),
+        (["Ann", "M"], ["Ann", "M"], "initial"),
+        (["Ann", "Marie"], ["Ann", "Louise"], "different"),
+        (["Ann"], ["Ann", "Louise"], "missing"),
+    ],
+)
+def test_middle_name_levels(first: list[str], second: list[str], level: str) -> None:
+    a, b = make_view(forenames=first), make_view(forenames=second)
+    assert _level(a, b, "middle_name") == level
 
 
 def test_sex_levels() -> None:
@@ -181,26 +280,37 @@ def test_bands_follow_the_thresholds() -> None:
     assert score(make_view(), make_view(), strict).band is Band.POSSIBLE
 
 
-def test_twins_are_kept_new() -> None:
+def test_twins_are_kept_new_on_positive_evidence() -> None:
     household = {
         "surname": "Quillfeather",
         "date_of_birth": "1984-03-07",
         **_addresses("ZE2 9XL"),
         **NO_IDENTIFIERS,
     }
-    first = make_view(forenames=["Peregrine"], **household)
-    second = make_view(forenames=["Barnaby"], **household)
-    result = score(first, second, MODEL)
-    assert result.band is Band.NEW
-    assert "twins" in result.guards
+    first = make_view(forenames=["Peregrine", "Zebedee"], sex="MALE", **household)
+    for evidence in (
+        {"forenames": ["Barnaby", "Zebedee"], "sex": "FEMALE"},  # another sex
+        {"forenames": ["Barnaby", "Ignatius"], "sex": "MALE"},  # another middle name
+    ):
+        result = score(first, make_view(**evidence, **household), MODEL)
+        assert result.band is Band.NEW
+        assert "twins" in result.guards
+        # The weight says what the decision was: below the review band, odds against.
+        assert result.guard_weight < 0
+        assert result.match_weight < MODEL.bands.possible
+        assert result.probability < 0.5
+    # Another first name alone is as often a replaced one: the weights decide.
+    alone = score(first, make_view(forenames=["Barnaby", "Zebedee"], **household), MODEL)
+    assert "twins" not in alone.guards
+    assert alone.guard_weight == 0
     # Not twins when the forenames are the same name in another form.
     nickname = score(
-        make_view(forenames=["William"], **household),
-        make_view(forenames=["Bill"], **household),
+        make_view(forenames=["William"], sex="MALE", **household),
+        make_view(forenames=["Bill"], sex="FEMALE", **household),
         MODEL,
     )
     assert "twins" not in nickname.guards
-    initial = score(first, make_view(forenames=["P"], **household), MODEL)
+    initial = score(first, make_view(forenames=["P", "Ignatius"], **household), MODEL)
     assert "twins" not in initial.guards
 
 
@@ -319,6 +429,29 @@ def test_forename_and_surname_swapped_are_compared_crosswise() -> None:
     assert pair.band is Band.LINK
     assert pair.match_weight == score(swapped, right_way, MODEL).match_weight
     assert [c.level for c in near.comparisons[:2]] == ["jaro_winkler_0.92", "exact"]
+
+
+def test_swapped_names_with_a_typo_in_each_are_still_a_swap() -> None:
+    right_way = _plain(forenames=["Vanessa"], surname="Reid")
+    swapped = _plain(forenames=["Rwid"], surname="Vanesda")
+
+    pair = score(right_way, swapped, MODEL)
+
+    assert "names_swapped" in pair.guards
+    assert [c.level for c in pair.comparisons[:2]] == ["jaro_winkler_0.92", "jaro_winkler_0.80"]
+
+
+def test_an_agreeing_identifier_on_another_persons_record_is_a_collision_for_review() -> None:
+    # The same PNC on a record whose names and date of birth are someone else's.
+    other = make_view(forenames=["Barnaby"], surname="Notarealname", date_of_birth="1961-10-30")
+    result = score(make_view(), other, MODEL)
+    assert "identifier_collision" in result.guards
+    assert result.band is Band.POSSIBLE
+    assert not result.links_on_identifier
+    # One name or the date of birth agreeing is an identifier doing its job.
+    same_birth = make_view(forenames=["Barnaby"], surname="Notarealname")
+    assert not {"identifier_collision"} & set(score(make_view(), same_birth, MODEL).guards)
+    assert score(make_view(), same_birth, MODEL).links_on_identifier
 
 
 def test_one_name_agreeing_crosswise_is_not_a_swap() -> None:

@@ -80,7 +80,7 @@ def test_trained_weights_point_the_right_way(trained: MatchModel) -> None:
     for name in ("forename", "surname", "date_of_birth", "sex", "pnc"):
         levels = trained.comparisons[name]
         assert levels.level("exact").weight > 0 > levels.level("different").weight
-    assert trained.comparisons["postcode"].level("full").weight > 0
+    assert trained.comparisons["address"].level("street_postcode").weight > 0
 
 
 def test_trained_model_separates_links_from_non_links(

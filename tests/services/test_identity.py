@@ -115,16 +115,19 @@ def test_a_copy_with_a_typo_and_no_identifiers_links_to_the_same_person(db: Data
     assert decision.band == "link"
     assert decision.model_version == default_matcher().model.version
     fields = {c["field"] for c in decision.explanation["best"]["comparisons"]}
-    assert {"surname", "forename", "date_of_birth", "postcode"} <= fields
+    assert {"surname", "forename", "date_of_birth", "address"} <= fields
     assert result.match_seconds
     assert all(seconds >= 0 for seconds in result.match_seconds)
 
 
-def test_an_exact_strong_identifier_links_whatever_the_names_say(db: Database) -> None:
+def test_an_exact_strong_identifier_links_through_a_change_of_name(db: Database) -> None:
     original = make_case_record()
     push(db, [original])
     renamed = make_case_record(
-        person={"identifiers": {"pnc": original["person"]["identifiers"]["pnc"], "crn": OMIT}}
+        person={
+            "date_of_birth": original["person"]["date_of_birth"],
+            "identifiers": {"pnc": original["person"]["identifiers"]["pnc"], "crn": OMIT},
+        }
     )
     renamed["person"]["identifiers"].pop("noms")
 
@@ -132,6 +135,50 @@ def test_an_exact_strong_identifier_links_whatever_the_names_say(db: Database) -
 
     assert person_of(db, "crc-south", ext(renamed)) == person_of(db, "crc-north", ext(original))
     assert decisions(db)[-1].method == "identifier"
+
+
+def test_an_identifier_on_someone_elses_record_is_a_collision_for_review(db: Database) -> None:
+    original = make_case_record(person={"forenames": ["Peregrine"], "surname": "Pretendley"})
+    push(db, [original])
+    # The same PNC, but neither name nor the date of birth is close: a reused or mistyped PNC.
+    other = make_case_record(
+        person={
+            "forenames": ["Wilhelmina"],
+            "surname": "Inventedale",
+            "date_of_birth": "1930-01-02",
+            "identifiers": {"pnc": original["person"]["identifiers"]["pnc"], "crn": OMIT},
+        }
+    )
+    other["person"]["identifiers"].pop("noms")
+
+    push(db, [other], source="crc-south")
+
+    assert person_of(db, "crc-south", ext(other)) != person_of(db, "crc-north", ext(original))
+    pending = [d for d in decisions(db) if d.status == "pending"]
+    assert len(pending) == 1
+    assert "identifier_collision" in pending[0].explanation["best"]["guards"]
+
+
+def test_a_shared_pnc_blocked_by_a_crn_conflict_always_leaves_a_review_item(db: Database) -> None:
+    original = make_case_record(person={"forenames": ["Peregrine"], "surname": "Pretendley"})
+    push(db, [original])
+    # The same PNC and date of birth, another CRN and other names: the weights say new person,
+    # the PNC says link, the CRN says no. Two live persons now hold one PNC: a person decides.
+    other = make_case_record(
+        person={
+            "forenames": ["Wilhelmina"],
+            "surname": "Inventedale",
+            "date_of_birth": original["person"]["date_of_birth"],
+            "identifiers": {"pnc": original["person"]["identifiers"]["pnc"], "noms": OMIT},
+        }
+    )
+
+    push(db, [other], source="crc-south")
+
+    assert person_of(db, "crc-south", ext(other)) != person_of(db, "crc-north", ext(original))
+    pending = [d for d in decisions(db) if d.status == "pending"]
+    assert len(pending) == 1
+    assert "identifier_conflict:crn" in pending[0].explanation["best"]["guards"]
 
 
 def test_conflicting_strong_identifiers_never_link_and_go_to_review(db: Database) -> None:
@@ -178,7 +225,9 @@ def _two_persons_and_a_bridge() -> tuple[dict[str, Any], dict[str, Any], dict[st
         person={
             "forenames": ["Wilhelmina"],
             "surname": "Inventedale",
-            "date_of_birth": "1988-11-12",
+            # Born the same day as the left-hand record: a shared CRO is then corroborated,
+            # not an identifier on someone else's record (a collision, which goes to review).
+            "date_of_birth": "1971-03-04",
             "identifiers": {"cro": cro, "pnc": OMIT, "crn": OMIT, "noms": OMIT},
         }
     )

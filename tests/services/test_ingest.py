@@ -89,9 +89,17 @@ def test_a_case_only_change_emits_case_updated_and_no_person_change(db: Database
 def test_records_sharing_a_crn_across_sources_link_to_one_person(db: Database) -> None:
     north = make_case_record()
     # Only the CRN in common: other identifiers of their own would conflict and never auto-link.
+    # The same forenames and date of birth under a new surname: a CRN on a record whose names
+    # and date of birth all differ would be a collision for review instead.
     south = make_case_record(
         person={
-            "identifiers": {"crn": north["person"]["identifiers"]["crn"], "pnc": OMIT, "noms": OMIT}
+            "forenames": north["person"]["forenames"],
+            "date_of_birth": north["person"]["date_of_birth"],
+            "identifiers": {
+                "crn": north["person"]["identifiers"]["crn"],
+                "pnc": OMIT,
+                "noms": OMIT,
+            },
         }
     )
 
@@ -113,7 +121,12 @@ def test_two_records_with_one_crn_in_one_batch_make_one_person(db: Database) -> 
     first = make_case_record()
     second = make_case_record(
         person={
-            "identifiers": {"crn": first["person"]["identifiers"]["crn"], "pnc": OMIT, "noms": OMIT}
+            "date_of_birth": first["person"]["date_of_birth"],
+            "identifiers": {
+                "crn": first["person"]["identifiers"]["crn"],
+                "pnc": OMIT,
+                "noms": OMIT,
+            },
         }
     )
 

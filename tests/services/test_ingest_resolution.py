@@ -35,11 +35,12 @@ def test_a_shared_strong_identifier_is_a_link_by_that_identifier(db: Database) -
     ingest_records(db, [original])
     renamed = make_case_record(
         person={
+            "date_of_birth": original["person"]["date_of_birth"],
             "identifiers": {
                 "pnc": original["person"]["identifiers"]["pnc"],
                 "crn": OMIT,
                 "noms": OMIT,
-            }
+            },
         }
     )
 
