@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from adapters.base import RawRecord, RecordRejected
+from adapters.base import RawRecord, RecordRejected, Unparsed
 from adapters.mapping import MappingAdapter, MappingConfig
 from adapters.testing import AdapterConformance, Malformed, Sample
 from schemas import CaseRecord, RequirementCategory, RoshLevel, Sex
@@ -382,6 +382,12 @@ def test_dates_try_each_format_and_reject_a_bad_one(tmp_path: Path) -> None:
     [error] = raised.value.errors
     assert (error["path"], error["type"]) == ("person.date_of_birth <- d", "date_format")
     assert "1985" not in error["message"]  # a date of birth is never echoed
+    # The document goes along with the value left in place, for the gateway to drop and report.
+    document = raised.value.document
+    assert document is not None
+    unparsed = document["person"]["date_of_birth"]
+    assert isinstance(unparsed, Unparsed)
+    assert (unparsed.value, unparsed.error_type) == ("31/02/1985", "date_format")
 
 
 def test_minutes_to_hours(tmp_path: Path) -> None:

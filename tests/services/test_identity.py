@@ -137,48 +137,38 @@ def test_an_exact_strong_identifier_links_through_a_change_of_name(db: Database)
     assert decisions(db)[-1].method == "identifier"
 
 
-def test_an_identifier_on_someone_elses_record_is_a_collision_for_review(db: Database) -> None:
+@pytest.mark.parametrize(
+    ("born", "identifiers", "guard"),
+    [
+        # The same PNC, but neither name nor the date of birth is close: a reused or mistyped
+        # PNC on someone else's record.
+        ("1930-01-02", {"crn": OMIT}, "identifier_collision"),
+        # The same PNC and date of birth, another CRN and other names: the weights say new
+        # person, the PNC says link, the CRN says no. Two live persons would hold one PNC.
+        (None, {"noms": OMIT}, "identifier_conflict:crn"),
+    ],
+)
+def test_a_shared_pnc_that_cannot_link_always_leaves_a_review_item(
+    db: Database, born: str | None, identifiers: dict[str, Any], guard: str
+) -> None:
     original = make_case_record(person={"forenames": ["Peregrine"], "surname": "Pretendley"})
     push(db, [original])
-    # The same PNC, but neither name nor the date of birth is close: a reused or mistyped PNC.
     other = make_case_record(
         person={
             "forenames": ["Wilhelmina"],
             "surname": "Inventedale",
-            "date_of_birth": "1930-01-02",
-            "identifiers": {"pnc": original["person"]["identifiers"]["pnc"], "crn": OMIT},
+            "date_of_birth": born or original["person"]["date_of_birth"],
+            "identifiers": {"pnc": original["person"]["identifiers"]["pnc"], **identifiers},
         }
     )
-    other["person"]["identifiers"].pop("noms")
+    other["person"]["identifiers"].pop("noms", None)
 
     push(db, [other], source="crc-south")
 
     assert person_of(db, "crc-south", ext(other)) != person_of(db, "crc-north", ext(original))
     pending = [d for d in decisions(db) if d.status == "pending"]
     assert len(pending) == 1
-    assert "identifier_collision" in pending[0].explanation["best"]["guards"]
-
-
-def test_a_shared_pnc_blocked_by_a_crn_conflict_always_leaves_a_review_item(db: Database) -> None:
-    original = make_case_record(person={"forenames": ["Peregrine"], "surname": "Pretendley"})
-    push(db, [original])
-    # The same PNC and date of birth, another CRN and other names: the weights say new person,
-    # the PNC says link, the CRN says no. Two live persons now hold one PNC: a person decides.
-    other = make_case_record(
-        person={
-            "forenames": ["Wilhelmina"],
-            "surname": "Inventedale",
-            "date_of_birth": original["person"]["date_of_birth"],
-            "identifiers": {"pnc": original["person"]["identifiers"]["pnc"], "noms": OMIT},
-        }
-    )
-
-    push(db, [other], source="crc-south")
-
-    assert person_of(db, "crc-south", ext(other)) != person_of(db, "crc-north", ext(original))
-    pending = [d for d in decisions(db) if d.status == "pending"]
-    assert len(pending) == 1
-    assert "identifier_conflict:crn" in pending[0].explanation["best"]["guards"]
+    assert guard in pending[0].explanation["best"]["guards"]
 
 
 def test_conflicting_strong_identifiers_never_link_and_go_to_review(db: Database) -> None:
