@@ -26,7 +26,6 @@ flat as the store grows to millions; none is as coarse as surname + year of birt
   ``1980-05-03`` share it.
 * ``names_out:<code>|<code>:<outcode>``: the sorted name pair + outcode, with no date of birth, so a
   record whose date of birth is missing or junk still finds its person.
-
 * ``names_town:<code>|<code>:<town>``: the sorted name pair + town, for a record whose postcode
   is missing or mistyped and whose date of birth is too.
 * ``dob_home:<dob>:<house number>``: date of birth + house number, for a record whose names and

@@ -16,6 +16,8 @@ from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway.errors import validation_problems
+
 __all__ = [
     "DEFAULT_MODEL_PATH",
     "FIELD_LEVELS",
@@ -301,8 +303,5 @@ def load_model(path: Path | None = None) -> MatchModel:
     try:
         return MatchModel.model_validate(document)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or '(top)'}: {item['msg']}"
-            for item in error.errors(include_url=False, include_input=False)
-        )
+        problems = validation_problems(error)
         raise ModelFileError(f"match model file {where}: invalid model: {problems}") from None

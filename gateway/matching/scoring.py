@@ -252,7 +252,8 @@ def _middle_name(a: MatchView, b: MatchView) -> int:
 
 def _date_of_birth(a: MatchView, b: MatchView) -> int:
     x, y = a.dob_iso, b.dob_iso
-    if x is None or y is None or a.date_of_birth is None or b.date_of_birth is None:
+    born_a, born_b = a.date_of_birth, b.date_of_birth
+    if x is None or y is None or born_a is None or born_b is None:
         return DOB_MISSING
     if x == y:
         return DOB_EXACT
@@ -261,7 +262,7 @@ def _date_of_birth(a: MatchView, b: MatchView) -> int:
     # One character substituted, or two neighbours swapped, in the ISO date ("1980-01-02").
     if _osa(x, y, score_cutoff=1) <= 1:
         return DOB_TYPO
-    days = abs((a.date_of_birth - b.date_of_birth).days)
+    days = abs((born_a - born_b).days)
     if days <= _DAYS_IN_MONTH:
         return DOB_WITHIN_MONTH
     if days <= _DAYS_IN_YEAR:
@@ -365,7 +366,9 @@ def _names_and_birth_disagree(forename: int, surname: int, dob: int, *, swapped:
     )
 
 
-def _twins(a: MatchView, b: MatchView, *, forename: int, dob: int, address: int) -> bool:
+def _twins(
+    a: MatchView, b: MatchView, *, forename: int, middle: int, dob: int, address: int
+) -> bool:
     """Two people born together: the same surname and date of birth, no sign of living apart,
     other first names, and positive evidence they are two (different sexes, or different middle
     names). Another first name alone is as often a replaced or mistyped one, and is left to the
@@ -380,17 +383,19 @@ def _twins(a: MatchView, b: MatchView, *, forename: int, dob: int, address: int)
     ):
         return False
     sexes_differ = a.sex is not None and b.sex is not None and a.sex != b.sex
-    return sexes_differ or _middle_name(a, b) == MN_DIFFERENT
+    return sexes_differ or middle == MN_DIFFERENT
 
 
 def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
     """Score a pair: compare every field, add the weights to the prior, band it, apply the guards.
 
     Guards: a conflicting strong identifier (CRN, PNC, CRO, NOMS) caps the band at POSSIBLE, so
-    automation never links two people the national systems say are different; the twins guard
-    (same surname, date of birth and address, clearly different forenames, no identifier
-    agreeing) makes the band NEW whatever the weight. ``guards`` lists every guard whose
-    condition held, and ``names_swapped`` when forename and surname agreed only crosswise.
+    automation never links two people the national systems say are different; an agreeing strong
+    identifier on a record whose names and date of birth all disagree is an
+    ``identifier_collision`` (band POSSIBLE); the twins guard (see `_twins`) makes the band NEW
+    and takes the match weight below the review band (``guard_weight``), so the weight and
+    probability say what was decided. ``guards`` lists every guard whose condition held, and
+    ``names_swapped`` when forename and surname agreed only crosswise.
     """
     compiled = model.compiled
     table = compiled.comparisons
@@ -447,7 +452,7 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
         # A reused or mistyped identifier on someone else's record: a person decides.
         guards.append("identifier_collision")
         band = Band.POSSIBLE
-    elif not agree and _twins(a, b, forename=forename, dob=dob, address=address):
+    elif not agree and _twins(a, b, forename=forename, middle=middle, dob=dob, address=address):
         # Told apart on positive evidence: the match weight is taken below the review band,
         # so the explanation's weight and probability say what the decision was.
         guards.append("twins")

@@ -116,7 +116,8 @@ class MatchView:
 @dataclass(frozen=True, slots=True)
 class Street:
     """Where in a town an address is: its house number and the cleaned names of its lines
-    (``["Flat 2", "14 High Street"]`` -> number ``14``, names ``("FLAT", "HIGH STREET")``)."""
+    (``["Flat 2", "14 High Street", "Rose Court"]`` -> number ``14``, names
+    ``("HIGH STREET", "ROSE COURT")``; the flat line is skipped)."""
 
     number: str
     names: tuple[str, ...]

@@ -92,3 +92,19 @@ def test_a_copy_recompiles_its_weights() -> None:
     copy = model.model_copy(update={"prior": 0.5})
     assert copy.compiled.prior_weight == 0.0
     assert model.compiled.prior_weight < 0.0
+
+
+def test_a_model_from_before_the_address_comparison_names_what_to_retrain(tmp_path: Path) -> None:
+    document = _document()
+    comparisons = document["comparisons"]
+    assert isinstance(comparisons, dict)
+    comparisons["postcode"] = comparisons.pop("address")
+    del comparisons["middle_name"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(
+        ModelFileError,
+        match=r"old\.json: invalid model: .*missing fields \['address', 'middle_name'\], "
+        r"unknown fields \['postcode'\]",
+    ):
+        load_model(path)
