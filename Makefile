@@ -70,13 +70,15 @@ SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagge
 
 swagger-ui:
 	@command -v npm >/dev/null || { echo "swagger-ui needs npm (e.g. apt-get install npm)"; exit 1; }
-	rm -rf $(SWAGGER_UI_DIR) && mkdir -p $(SWAGGER_UI_DIR)
-	tmp=$$(mktemp -d) && \
+	@# Fetched into a scratch directory first: a failed download leaves the vendored copy as it was.
+	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	  (cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && \
 	   tar -xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz) && \
-	  for file in $(SWAGGER_UI_FILES); do cp $$tmp/package/$$file $(SWAGGER_UI_DIR)/; done && \
-	  rm -rf $$tmp
-	@echo $(SWAGGER_UI_VERSION) > $(SWAGGER_UI_DIR)/VERSION
+	  mkdir $$tmp/vendored && \
+	  for file in $(SWAGGER_UI_FILES); do cp $$tmp/package/$$file $$tmp/vendored/ || exit 1; done && \
+	  echo $(SWAGGER_UI_VERSION) > $$tmp/vendored/VERSION && \
+	  rm -rf $(SWAGGER_UI_DIR) && mkdir -p $$(dirname $(SWAGGER_UI_DIR)) && \
+	  cp -R $$tmp/vendored $(SWAGGER_UI_DIR)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -320,6 +320,21 @@ class LineReader:
         return count
 
 
+#: How much of a line too long to read is kept for the quarantine.
+OVERLONG_KEPT_BYTES = 64 * 1024
+
+
+def overlong_line(line: bytes, position: str, limit: int) -> RawRecord:
+    """A line longer than `limit` bytes (a multiple of 1 MiB), refused without being held: only
+    its start is kept for the quarantine."""
+    return unreadable_line(
+        line[:OVERLONG_KEPT_BYTES],
+        position,
+        f"line is longer than {limit // (1024 * 1024)} MiB; "
+        f"only its first {OVERLONG_KEPT_BYTES // 1024} KiB are kept",
+    )
+
+
 def unreadable_line(line: bytes, position: str, message: str) -> RawRecord:
     """A line that could not be read as a record, kept as text for the quarantine.
 

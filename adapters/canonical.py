@@ -24,6 +24,7 @@ from adapters.base import (
     field_errors_from,
     json_error_position,
     nested_deeper_than,
+    overlong_line,
     unreadable_line,
 )
 from schemas import CaseRecord
@@ -32,7 +33,6 @@ JSON = "application/json"
 NDJSON = "application/x-ndjson"
 #: Longest NDJSON line (one record); a longer one is quarantined with only its start kept.
 MAX_LINE_BYTES = 8 * 1024 * 1024
-_KEPT_BYTES = 64 * 1024
 
 
 class CanonicalAdapter(Adapter[AdapterConfig]):
@@ -80,12 +80,7 @@ class CanonicalAdapter(Adapter[AdapterConfig]):
             position = f"line {number}"
             if not whole:
                 # The rest was stepped over: the record is refused without being held.
-                yield unreadable_line(
-                    line[:_KEPT_BYTES],
-                    position,
-                    f"line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB; "
-                    f"only its first {_KEPT_BYTES // 1024} KiB are kept",
-                )
+                yield overlong_line(line, position, MAX_LINE_BYTES)
                 continue
             if not line.strip():
                 continue

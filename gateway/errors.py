@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+
+def validation_problems(error: ValidationError, *, prefix: Sequence[str] = ()) -> str:
+    """Each mistake as ``<dotted path>: <message>``, joined by ``; ``, without the values given:
+    a setting or a source's config may hold a secret, and a record personal data."""
+    return "; ".join(
+        f"{'.'.join([*prefix, *(str(part) for part in item['loc'])]) or '(top)'}: {item['msg']}"
+        for item in error.errors(include_url=False, include_input=False)
+    )
 
 
 class GatewayError(Exception):

@@ -17,7 +17,8 @@ from typing import Any, Final
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
-# orjson, which writes every stored document, refuses deeper nesting than this.
+# No case record nests anywhere near this deep: the bound keeps this check, and every reader of
+# a stored document, well inside orjson's own limit (it refuses past 255 levels).
 MAX_DEPTH: Final = 128
 
 
@@ -91,6 +92,13 @@ def _storable(value: Any, depth: int) -> bool:
     return _locate(value, "") is None
 
 
+@dataclass(frozen=True, slots=True)
+class _BadName:
+    """A field name that cannot be stored, waiting its turn in `_locate`'s walk."""
+
+    problem: str
+
+
 def _locate(value: Any, prefix: str) -> Unstorable | None:
     pending: list[tuple[Any, str, int]] = [(value, prefix, 0)]
     while pending:
@@ -104,12 +112,15 @@ def _locate(value: Any, prefix: str) -> Unstorable | None:
             if depth >= MAX_DEPTH:
                 return Unstorable(path, f"nested more than {MAX_DEPTH} levels deep")
             problem = None
+            # Pushed in reverse so they come off in document order; a bad field name takes its
+            # value's place, so whatever comes first in the document is reported.
             for key, child in reversed(item.items()):
                 key_problem = text_problem(key) if type(key) is str else "a key is not text"
                 child_path = f"{path}.{safe_text(str(key))}" if path else safe_text(str(key))
                 if key_problem is not None:
-                    return Unstorable(child_path, f"field name: {key_problem}")
-                pending.append((child, child_path, depth + 1))
+                    pending.append((_BadName(key_problem), child_path, depth + 1))
+                else:
+                    pending.append((child, child_path, depth + 1))
         elif kind is list or kind is tuple:
             if depth >= MAX_DEPTH:
                 return Unstorable(path, f"nested more than {MAX_DEPTH} levels deep")
@@ -120,6 +131,8 @@ def _locate(value: Any, prefix: str) -> Unstorable | None:
             )
         elif item is None or kind is bool:
             problem = None
+        elif kind is _BadName:
+            problem = f"field name: {item.problem}"
         elif isinstance(item, str):
             problem = text_problem(item)
         elif isinstance(item, int | float):

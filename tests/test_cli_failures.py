@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner, Result
 
 from gateway.cli import app
+from gateway.cli.failures import explain
 from gateway.db import Database
 from gateway.settings import Settings, get_settings
 from tests.builders import make_case_record
@@ -381,3 +383,42 @@ def test_revoking_something_that_is_not_a_client_id_says_so(cli_env: str) -> Non
     result = runner.invoke(app, ["clients", "revoke", "not-a-uuid"])
 
     assert_told(result, exit_code=2, says="not a client id")
+
+
+@pytest.mark.postgres_only
+def test_a_postgresql_database_that_does_not_exist_is_a_failure_to_connect(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = make_url(database_url).set(database="crc_gateway_no_such_database")
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+
+    result = runner.invoke(app, ["clients", "list"])
+
+    told = assert_told(result, exit_code=2, says="cannot connect to the database")
+    assert "crc_gateway_no_such_database" in told[0]
+    get_settings.cache_clear()
+
+
+class _SerializationFailure(Exception):
+    sqlstate = "40001"
+
+
+def test_a_failure_at_commit_is_not_called_a_failure_to_connect() -> None:
+    # A serialisation failure or a deferred constraint reports at COMMIT, with no statement.
+    error = DBAPIError(None, None, _SerializationFailure("could not serialize access"))
+
+    failure = explain(error)
+
+    assert "cannot connect" not in failure.message
+    assert "refused the work" in failure.message
+    assert "SQLSTATE 40001" in failure.message
+
+
+@pytest.mark.parametrize("name", ["crc\x1b[2Knorth", "line\nbreak", "   ", "x" * 101])
+def test_a_client_name_no_one_could_read_is_refused_by_the_cli_too(cli_env: str, name: str) -> None:
+    result = runner.invoke(app, ["clients", "create", "--name", name, "--role", "operator"])
+
+    assert_told(result, exit_code=2, says="a client name is 1-100 characters")
+    listing = runner.invoke(app, ["clients", "list"]).output
+    assert "operator" not in listing

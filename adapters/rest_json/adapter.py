@@ -16,11 +16,13 @@ from adapters.base import (
     FatalSourceError,
     FetchedPage,
     FieldError,
+    LineReader,
     PayloadRejected,
     RawRecord,
     SourceHttp,
     json_error_position,
     nested_deeper_than,
+    overlong_line,
     unreadable_line,
 )
 from adapters.rest_json.translate import external_id_of, translate_item
@@ -30,6 +32,8 @@ JSON = "application/json"
 # Pages one per line, as `writer.write_records` writes them; a vendor type so it cannot be
 # mistaken for the canonical adapter's NDJSON of records.
 PAGES_JSONL = "application/vnd.crc-rest-json+jsonl"
+#: A page on one line holds up to 1,000 items: a line longer than this is refused unread.
+MAX_PAGE_LINE_BYTES = 64 * 1024 * 1024
 
 
 class RestJsonConfig(AdapterConfig):
@@ -145,10 +149,13 @@ class RestJsonAdapter(Adapter[RestJsonConfig]):
         yield from raw_records(page.items)
 
     def _parse_page_lines(self, stream: IO[bytes]) -> Iterator[RawRecord]:
-        for number, line in enumerate(stream, start=1):
+        for number, line, whole in LineReader(stream).numbered_lines(MAX_PAGE_LINE_BYTES):
+            position = f"line {number}"
+            if not whole:
+                yield overlong_line(line, position, MAX_PAGE_LINE_BYTES)
+                continue
             if not line.strip():
                 continue
-            position = f"line {number}"
             try:
                 page = read_page(json.loads(line))
             except (ValueError, RecursionError) as error:

@@ -137,9 +137,30 @@ def _settings_failure(error: ValidationError) -> CommandFailed:
     )
 
 
+# SQLSTATE classes that mean the session never began: connection exception (08), invalid
+# authorisation (28), and a database that does not exist (3D000).
+_CONNECT_SQLSTATES = ("08", "28", "3D000")
+# SQLite's codes for a file it cannot open as a database.
+_CONNECT_SQLITE_ERRORS = frozenset({"SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_PERM"})
+
+
+def _never_connected(error: DBAPIError) -> bool:
+    """A failure to connect, not one at COMMIT (which has no statement either)."""
+    if error.statement is not None:
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_CONNECT_SQLSTATES)
+    name = getattr(error.orig, "sqlite_errorname", None)
+    if isinstance(name, str):
+        return name in _CONNECT_SQLITE_ERRORS
+    # A server that never answered (refused, unknown host) gives no code at all.
+    return True
+
+
 def _database_failure(error: DBAPIError) -> CommandFailed:
     where = _database_location()
-    if error.statement is None:
+    if _never_connected(error):
         # A failure to connect: the driver's first line names host, port, file or role, no data.
         reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
         return CommandFailed(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,7 +32,15 @@ class SourceRecord(Base):
     __tablename__ = "source_records"
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
-        Index("ix_source_records_source_warned", "source", "warning_count", "external_id"),
+        # Only the records with data-quality warnings, in external-id order: a source's
+        # data-quality page and its counts.
+        Index(
+            "ix_source_records_warned",
+            "source",
+            "external_id",
+            sqlite_where=text("warning_count > 0"),
+            postgresql_where=text("warning_count > 0"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

@@ -82,7 +82,8 @@ def page_for_source(
 ) -> Sequence[SourceRecord]:
     """A source's records (or only those with data-quality warnings) in external-id order,
     after `after` (keyset pagination)."""
-    # The (source, external_id) unique index serves both the filter and the order; the stored
+    # The (source, external_id) unique index (or, for warned records only, the partial index
+    # ix_source_records_warned) serves both the filter and the order; the stored
     # documents are left unloaded, since a page of them can be large.
     statement = (
         select(SourceRecord)

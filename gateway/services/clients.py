@@ -20,6 +20,10 @@ from gateway.repositories import clients as clients_repo
 
 KEY_PREFIX = "crcgw"
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A name people type (a client's): something besides spaces, and no control characters, which
+# would rewrite a terminal line or a log line when the name is shown.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+MAX_NAME_CHARS = 100
 
 
 class Role(StrEnum):
@@ -64,8 +68,11 @@ def create(
     session: Session, *, name: str, role: Role, source: str | None, now: datetime
 ) -> tuple[ApiClient, str]:
     """Create a client; returns it with its key, which is not stored and cannot be shown again."""
-    if not name.strip() or len(name) > 100:
-        raise InvalidRequest("a client name is 1-100 characters")
+    if len(name) > MAX_NAME_CHARS or not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidRequest(
+            f"a client name is 1-{MAX_NAME_CHARS} characters, not only spaces, with no control "
+            "characters"
+        )
     if role is Role.SOURCE:
         if source is None:
             raise InvalidRequest("a source client needs the source it writes for")
@@ -124,7 +131,8 @@ def bootstrap_admin(session: Session, *, key: str, now: datetime) -> ApiClient |
     """Create an admin holding `key` unless an active admin exists; None when nothing is done."""
     if clients_repo.any_active_with_role(session, Role.ADMIN.value):
         return None
-    if clients_repo.get_by_key_hash(session, hash_key(key)) is not None:
+    key_hash = hash_key(key)
+    if clients_repo.get_by_key_hash(session, key_hash) is not None:
         # Reviving a revoked key, or promoting another client's, would undo someone's decision.
         raise BootstrapKeyError(
             "GATEWAY_BOOTSTRAP_ADMIN_KEY_FILE: that key was revoked or belongs to another "
@@ -139,14 +147,14 @@ def bootstrap_admin(session: Session, *, key: str, now: datetime) -> ApiClient |
         role=Role.ADMIN.value,
         source=None,
         key_prefix=shape["prefix"],
-        key_hash=hash_key(key),
+        key_hash=key_hash,
         created_at=now,
     )
     return clients_repo.add(session, client)
 
 
 def authenticate(session: Session, key: str) -> Principal | None:
-    if not key.startswith(f"{KEY_PREFIX}_") or len(key) > 200:
+    if not key.startswith(f"{KEY_PREFIX}_") or len(key) > MAX_KEY_CHARS:
         return None
     client = clients_repo.get_active_by_key_hash(session, hash_key(key))
     if client is None:

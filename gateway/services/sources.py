@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from adapters.base import Adapter
 from adapters.canonical import JSON, NDJSON, CanonicalAdapter
 from adapters.registry import AdapterLoadError
-from gateway.errors import UnsupportedMediaType
+from gateway.errors import UnsupportedMediaType, validation_problems
 from gateway.services.clients import SOURCE_NAME
 from gateway.settings import PollSettings, Settings, SourceSettings
 
@@ -65,12 +65,7 @@ def _read_sources_file(path: Path) -> dict[str, SourceSettings]:
         try:
             sources[str(name)] = SourceSettings.model_validate(entry)
         except ValidationError as error:
-            # One line per mistake, without the values: a source's config may hold a secret.
-            problems = "; ".join(
-                ".".join(["sources", str(name), *(str(part) for part in item["loc"])])
-                + f": {item['msg']}"
-                for item in error.errors(include_url=False, include_input=False)
-            )
+            problems = validation_problems(error, prefix=("sources", str(name)))
             raise AdapterLoadError(f"sources file {path}: {problems}") from None
     return sources
 
@@ -98,13 +93,14 @@ class SourceRegistry:
             raise AdapterLoadError(
                 f"source {source!r} names adapter {settings.adapter!r}, which is not installed"
             )
+        invalid = f"source {source!r}: adapter {settings.adapter!r} config is invalid"
         try:
-            config = adapter_class.config_model.model_validate(settings.config)
-            adapter = adapter_class(config)
-        except (ValidationError, ValueError, OSError) as error:
-            raise AdapterLoadError(
-                f"source {source!r}: adapter {settings.adapter!r} config is invalid: {error}"
-            ) from error
+            adapter = adapter_class(adapter_class.config_model.model_validate(settings.config))
+        except ValidationError as error:
+            # Without the values given: a source's config may hold a secret.
+            raise AdapterLoadError(f"{invalid}: {validation_problems(error)}") from None
+        except (ValueError, OSError) as error:
+            raise AdapterLoadError(f"{invalid}: {error}") from error
         if settings.poll is not None and not adapter.polled:
             raise AdapterLoadError(
                 f"source {source!r} is set to be polled, but adapter {settings.adapter!r} "

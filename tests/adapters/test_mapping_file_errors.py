@@ -276,3 +276,23 @@ def test_a_source_with_a_good_mapping_gets_the_mapping_version(tmp_path: Path) -
     assert registry.adapter_named("crc-merlin", "mapping") is adapter
     # Without a source's settings there is no mapping to replay through.
     assert registry.adapter_named("crc-other", "mapping") is None
+
+
+def test_an_invalid_source_config_is_named_without_the_values_given(tmp_path: Path) -> None:
+    # A config the adapter's model refuses: the message names the field, never its value (a
+    # source's config may hold a secret).
+    settings = Settings(
+        database_url="sqlite://",
+        sources={
+            "crc-merlin": SourceSettings(
+                adapter="mapping",
+                config={"file": str(EXAMPLES / "merlin.yaml"), "token": "s3cret-value"},
+            )
+        },
+    )
+    with pytest.raises(AdapterLoadError) as raised:
+        SourceRegistry({"mapping": MappingAdapter}, settings)
+    message = str(raised.value)
+    assert "'crc-merlin'" in message
+    assert "token" in message
+    assert "s3cret-value" not in message

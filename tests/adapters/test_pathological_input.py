@@ -17,6 +17,8 @@ import pytest
 
 from adapters.base import RawRecord
 from adapters.canonical import MAX_LINE_BYTES, NDJSON, CanonicalAdapter
+from adapters.rest_json import PAGES_JSONL, RestJsonAdapter, RestJsonConfig
+from adapters.rest_json.adapter import MAX_PAGE_LINE_BYTES
 from gateway.services.imports import CountingReader
 from tests.adapters.test_delius_flat import CSV, adapter_with, csv_payload, v2_row
 from tests.adapters.test_mapping import mapping_adapter, parse
@@ -88,6 +90,18 @@ def test_an_over_long_ndjson_line_is_refused_keeping_only_its_start() -> None:
     assert [(r.position, bool(r.errors)) for r in records] == [("line 1", True), ("line 2", False)]
     assert len(records[0].data["line"]) <= 64 * 1024
     assert "longer than 8 MiB" in records[0].errors[0]["message"]
+
+
+def test_an_over_long_line_of_rest_json_pages_is_refused_without_being_held() -> None:
+    giant = b'{"items": [], "nextCursor": "' + b"x" * (MAX_PAGE_LINE_BYTES + 10) + b'"}\n'
+    payload = b"\n" + giant + b'{"items": [], "nextCursor": null}\n'
+    adapter = RestJsonAdapter(RestJsonConfig())
+
+    records = list(adapter.parse(io.BytesIO(payload), PAGES_JSONL))
+
+    assert [(r.position, bool(r.errors)) for r in records] == [("line 2", True)]
+    assert len(records[0].data["line"]) <= 64 * 1024
+    assert "longer than 64 MiB" in records[0].errors[0]["message"]
 
 
 def test_mapping_json_lines_step_over_blank_lines_in_bulk(tmp_path: Path) -> None:

@@ -197,3 +197,48 @@ async def test_pages_follow_next_after(
     assert len(ids) == len(set(ids)) == 5
     assert second["next_after"] is None
     assert db.read(lambda s: s.scalar(select(func.count()).select_from(RejectedRecord))) == 5
+
+
+async def test_the_list_filters_by_when_a_record_was_last_received(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    await push(client, keys["source"], [make_case_record(person={"sex": "SOMETIMES"})])
+    operator = bearer(keys["operator"])
+    [item] = (await client.get("/v1/quarantine", headers=operator)).json()["items"]
+    received = item["last_received_at"]
+
+    async def listed(**params: str) -> int:
+        response = await client.get("/v1/quarantine", params=params, headers=operator)
+        assert response.status_code == 200, response.text
+        return len(response.json()["items"])
+
+    # From: last received at or after; to: first received before (so a record sent again and
+    # again is found by any window its receipts overlap).
+    assert await listed(received_from=received) == 1
+    assert await listed(received_from="2999-01-01T00:00:00Z") == 0
+    assert await listed(received_to="2999-01-01T00:00:00Z") == 1
+    assert await listed(received_to=received) == 0
+    assert await listed(received_to="2000-01-01T00:00:00+01:00") == 0
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "-1",
+        "-1700000000",
+        "1700000000",
+        "yesterday",
+        "01-02-2026",
+        "2026-01-02",
+        "2026-01-02T09:00",
+    ],
+)
+async def test_a_moment_that_is_not_iso_8601_is_refused(
+    client: httpx.AsyncClient, keys: dict[str, str], moment: str
+) -> None:
+    # A number would otherwise be read as a Unix time, negative ones included; a moment with
+    # no zone is no moment at all.
+    response = await client.get(
+        "/v1/quarantine", params={"received_from": moment}, headers=bearer(keys["operator"])
+    )
+    assert response.status_code == 422

@@ -31,6 +31,10 @@ from gateway.storable import (
         ({"a": math.nan}, "a", "NaN"),
         ({"a": -math.inf}, "a", "infinite"),
         ({"bad\x00key": 1}, "bad\\x00key", "field name"),
+        # The first in document order, whether a value or a field name.
+        ({"a": "A\x00", "b\x00": 1}, "a", "NUL"),
+        ({"a\x00": 1, "b": "A\x00"}, "a\\x00", "field name"),
+        ({"a\x00": 1, "b\x00": 1}, "a\\x00", "field name"),
     ],
 )
 def test_the_first_value_no_column_takes_is_found_with_its_path(

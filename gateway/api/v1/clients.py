@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from gateway.api.deps import DatabaseDep, require
-from gateway.api.v1.shapes import NAME_PATTERN, InputModel, SourceName
+from gateway.api.v1.shapes import InputModel, SourceName
 from gateway.models import utcnow
 from gateway.services import audit, clients
-from gateway.services.clients import Principal, Role
+from gateway.services.clients import MAX_NAME_CHARS, NAME_PATTERN, Principal, Role
 
 router = APIRouter(tags=["clients"])
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -40,7 +40,7 @@ class ClientIn(InputModel):
         }
     )
 
-    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=NAME_PATTERN)
     role: Role
     source: SourceName | None = Field(
         None, description="Required for, and only for, the source role."

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.api.deps import DatabaseDep, MatcherDep, SettingsDep, require
 from gateway.api.v1.shapes import (
@@ -15,10 +15,10 @@ from gateway.api.v1.shapes import (
     FieldErrorOut,
     InputModel,
     PageLimit,
-    QueryMoment,
     RowCursor,
     RowIdPath,
     SourceFilter,
+    iso_moment,
     page_size,
 )
 from gateway.models import RejectedRecord, utcnow
@@ -105,8 +105,16 @@ def list_quarantine(
         ),
     ] = None,
     error_type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL_PATTERN)] = None,
-    received_from: QueryMoment = None,
-    received_to: QueryMoment = None,
+    received_from: Annotated[
+        AwareDatetime | None,
+        BeforeValidator(iso_moment),
+        Query(description="Records last received at or after this moment (ISO 8601, with a zone)"),
+    ] = None,
+    received_to: Annotated[
+        AwareDatetime | None,
+        BeforeValidator(iso_moment),
+        Query(description="Records first received before this moment (ISO 8601, with a zone)"),
+    ] = None,
     after: RowCursor = 0,
     limit: PageLimit = None,
 ) -> QuarantinePageOut:

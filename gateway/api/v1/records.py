@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -27,9 +27,9 @@ from gateway.api.deps import (
     require_source_access,
 )
 from gateway.api.v1.shapes import (
-    NO_NUL_PATTERN,
     DataQualityWarningOut,
     ExternalIdAfter,
+    ExternalIdQuery,
     FieldErrorOut,
     PageLimit,
     SourcePath,
@@ -40,17 +40,13 @@ from gateway.errors import InvalidRequest, MalformedBody
 from gateway.logs import source_var
 from gateway.models import utcnow
 from gateway.services import idempotency, imports, ingest, reconciliation
-from gateway.services.clients import Principal, Role, validate_source_name
+from gateway.services.clients import Principal, Role
 from gateway.services.identity import Matcher
 from gateway.services.sources import SourceRegistry
 from gateway.settings import Settings
 
 router = APIRouter(tags=["records"])
 SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024
-# An external id as stored: the column's width, and no NUL (PostgreSQL refuses it).
-ExternalIdQuery = Annotated[
-    str | None, Query(min_length=1, max_length=ingest.MAX_EXTERNAL_ID, pattern=NO_NUL_PATTERN)
-]
 
 
 class RecordResultOut(BaseModel):
@@ -350,7 +346,6 @@ async def push_records(
     principal: Annotated[Principal, Depends(require(Role.SOURCE))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
-    validate_source_name(source)
     require_source_access(principal, source, roles=set())
     source_var.set(source)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

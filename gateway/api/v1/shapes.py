@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 from typing import Annotated, Any, Final
 
 from fastapi import Path, Query
@@ -15,8 +15,10 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.services.clients import SOURCE_NAME
+from gateway.services.ingest import MAX_EXTERNAL_ID
 from gateway.settings import LimitSettings
-from gateway.storable import first_unstorable
+from gateway.storable import INT64_MAX, first_unstorable
 
 
 class FieldErrorOut(BaseModel):
@@ -35,8 +37,7 @@ class DataQualityWarningOut(BaseModel):
 # What the edge accepts, stated in the OpenAPI document so clients and validators see the same
 # limits the handlers rely on: a database row id or cursor fits a signed 64-bit integer, a
 # source name is what the registry allows, and no filter carries a NUL (PostgreSQL refuses it).
-INT64_MAX: Final = 2**63 - 1
-SOURCE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SOURCE_NAME_PATTERN: Final = SOURCE_NAME.pattern
 NO_NUL_PATTERN: Final = r"^[^\x00]*$"
 
 SourcePath = Annotated[
@@ -56,9 +57,13 @@ def _number_not_flag(value: Any) -> Any:
     return value
 
 
-def _iso_moment(value: Any) -> Any:
-    # A bare number would otherwise be read as a Unix time: the contract says ISO 8601.
-    if isinstance(value, str) and "-" not in value:
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def iso_moment(value: Any) -> Any:
+    # A number (negative ones too) would otherwise be read as a Unix time: the contract says
+    # ISO 8601, which starts with the date.
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
         raise ValueError("expected an ISO 8601 date-time, such as 2026-01-31T09:00:00Z")
     return value
 
@@ -70,15 +75,12 @@ RowIdInt = Annotated[
     BeforeValidator(_number_not_flag),
     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**53}),
 ]
-QueryMoment = Annotated[datetime | None, BeforeValidator(_iso_moment), Query()]
 SourceName = Annotated[str, Field(pattern=SOURCE_NAME_PATTERN, max_length=63)]
 _EVENT_TYPE = r"(person\.(created|updated|merged|split)|case\.(created|updated))"
 _SOURCE = SOURCE_NAME_PATTERN.strip("^$")
 # Repeated parameters, or one holding a comma-separated list.
 EventTypeList = Annotated[str, Field(pattern=f"^{_EVENT_TYPE}(,{_EVENT_TYPE})*$")]
 SourceNameList = Annotated[str, Field(pattern=f"^{_SOURCE}(,{_SOURCE})*$")]
-# Names people type: something besides spaces, no control characters.
-NAME_PATTERN: Final = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 
 
 class InputModel(BaseModel):
@@ -99,11 +101,15 @@ PageLimit = Annotated[
     int | None,
     Query(ge=1, description="Page size; past GATEWAY_LIMITS__MAX_PAGE_SIZE it is cut to it"),
 ]
+# An external id as stored: the column's width, and no NUL (PostgreSQL refuses it).
+ExternalIdQuery = Annotated[
+    str | None, Query(min_length=1, max_length=MAX_EXTERNAL_ID, pattern=NO_NUL_PATTERN)
+]
 ExternalIdAfter = Annotated[
     str | None,
     Query(
         min_length=1,
-        max_length=128,
+        max_length=MAX_EXTERNAL_ID,
         pattern=NO_NUL_PATTERN,
         description="The `next_after` of the previous page (an external id); omit to start",
     ),
