@@ -6,7 +6,13 @@ from gateway.models.change import Change, FeedHead
 from gateway.models.client import ApiClient
 from gateway.models.idempotency import IdempotencyKey
 from gateway.models.imports import Import
-from gateway.models.matching import MatchDecision, MatchExclusion, MatchKey
+from gateway.models.matching import (
+    MatchDecision,
+    MatcherRun,
+    MatchExclusion,
+    MatchKey,
+    MatchModelRow,
+)
 from gateway.models.person import Case, Person
 from gateway.models.source_record import RejectedRecord, SourceRecord, SourceRecordVersion
 from gateway.models.source_state import SourceState
@@ -28,6 +34,8 @@ __all__ = [
     "MatchDecision",
     "MatchExclusion",
     "MatchKey",
+    "MatchModelRow",
+    "MatcherRun",
     "Person",
     "RejectedRecord",
     "SourceRecord",

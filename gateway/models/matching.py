@@ -1,4 +1,5 @@
-"""Identity resolution: blocking keys, match decisions and the human "not the same" pairs."""
+"""Identity resolution: blocking keys, match decisions, the human "not the same" pairs, the
+stored match models and the matcher's re-runs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, PrimaryKeyConstraint, String, Text, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.models.base import Base, BigIntPK, JSONDocument, UTCDateTime
@@ -72,3 +84,56 @@ class MatchExclusion(Base):
     record_b: Mapped[uuid.UUID] = mapped_column(ForeignKey("source_records.id"))
     decision_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("match_decisions.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MatchModelRow(Base):
+    """A match model an admin stored; at most one is active, and ingest scores with it.
+
+    The document is the model file as `MatchModel.dump` writes it; the version is its own.
+    With none active the configured model file (or the packaged one) is used.
+    """
+
+    __tablename__ = "match_models"
+    __table_args__ = (
+        Index(
+            "ux_match_models_active",
+            "active",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class MatcherRun(Base):
+    """One re-run of the matcher over every stored record, with its progress and outcome."""
+
+    __tablename__ = "matcher_runs"
+    __table_args__ = (Index("ix_matcher_runs_status", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # queued | running | succeeded | failed
+    status: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    records_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    records_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    groups_changed: Mapped[int] = mapped_column(BigInteger, default=0)
+    records_moved: Mapped[int] = mapped_column(BigInteger, default=0)
+    persons_merged: Mapped[int] = mapped_column(BigInteger, default=0)
+    persons_split: Mapped[int] = mapped_column(BigInteger, default=0)
+    reviews_closed: Mapped[int] = mapped_column(BigInteger, default=0)
+    reviews_opened: Mapped[int] = mapped_column(BigInteger, default=0)
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failure: Mapped[str | None] = mapped_column(String(500))

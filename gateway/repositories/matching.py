@@ -272,6 +272,18 @@ def move_records(
         )
 
 
+def pin_records(session: Session, source_record_ids: Iterable[uuid.UUID]) -> None:
+    """These records are where a person put them: automatic passes never move them."""
+    ids = sorted(set(source_record_ids))
+    for chunk in _chunks(ids):
+        session.execute(
+            update(SourceRecord)
+            .where(SourceRecord.id.in_(chunk))
+            .values(pinned=True)
+            .execution_options(synchronize_session="evaluate")
+        )
+
+
 def survivor_of(session: Session, person_id: uuid.UUID) -> Person | None:
     """The person a (possibly merged) id now stands for, following merges to the end."""
     person = session.get(Person, person_id)

@@ -14,7 +14,7 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from time import perf_counter
@@ -37,6 +37,7 @@ from gateway.models import Person
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
 from gateway.services.golden import DEFAULT_POLICY, SurvivorshipPolicy
+from gateway.services.match_models import ActiveModels
 from gateway.settings import MatchingSettings, Settings
 
 #: How many runners-up a decision's explanation lists beside the best candidate.
@@ -55,6 +56,8 @@ class Matcher:
     policy: SurvivorshipPolicy
     max_candidates: int
     max_key_records: int
+    #: Where an admin-activated model is looked up; None scores with `model` always.
+    active: ActiveModels | None = field(default=None, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Matcher:
@@ -68,7 +71,16 @@ class Matcher:
             policy=policy,
             max_candidates=matching.max_candidates,
             max_key_records=matching.max_key_records,
+            active=ActiveModels(),
         )
+
+    def for_session(self, session: Session) -> Matcher:
+        """This matcher with the model to score with in this transaction: the stored model an
+        admin activated, else the configured one."""
+        if self.active is None:
+            return self
+        model = self.active.current(session, fallback=self.model)
+        return self if model is self.model else replace(self, model=model)
 
 
 @lru_cache(maxsize=1)

@@ -223,6 +223,7 @@ def _ingest(
     resolver: BatchResolver | None = None
     views: dict[int, MatchView] = {}
     if matcher.enabled:
+        matcher = matcher.for_session(session)
         resolver = BatchResolver(session, matcher, now=received_at)
         views = {item.index: view_of(item.canonical["person"]) for item in accepted}
         # First, before any row lock: writers whose records could match each other take turns.

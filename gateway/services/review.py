@@ -1,7 +1,8 @@
 """Human identity decisions: the review queue, manual links and splits, and explanations.
 
-A human decision pins the records it moves (no automatic pass moves them again) and records
-"not the same person" as exclusions between records, which automatic merges respect.
+A human decision pins the records it moves (no automatic pass moves them again), and a link
+also pins the records of the person it joins them to (the person saw them together and agreed);
+"not the same person" is kept as exclusions between records, which automatic passes respect.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def explain(left: dict[str, Any], right: dict[str, Any], model: MatchModel) -> P
 
 
 @dataclass
-class _Work:
+class PersonWork:
     """What one human decision changed, for the golden records, the feed and the audit."""
 
     session: Session
@@ -165,7 +166,7 @@ class _Work:
 
 
 def _human_decision(
-    work: _Work,
+    work: PersonWork,
     *,
     record: SourceRecord,
     method: str,
@@ -200,13 +201,15 @@ def _supersede_pending(session: Session, record_id: uuid.UUID, *, now: datetime)
         decision.reviewed_at = now
 
 
-def _move_record(work: _Work, record: SourceRecord, target: Person) -> None:
-    """Put a record under `target`, pinned; an old person left with no records merges into it."""
+def _move_record(work: PersonWork, record: SourceRecord, target: Person) -> None:
+    """Put a record under `target`, pinned with the target's records; an old person left with no
+    records merges into it."""
     old = work.person(record.person_id)
     others = matching_repo.record_ids_of_persons(work.session, [target.id])[target.id]
     # The human now says these are the same: earlier "not the same" pairs between them go.
     matching_repo.remove_exclusions(work.session, record.id, others)
     record.pinned = True
+    matching_repo.pin_records(work.session, others)
     if old.id == target.id:
         return
     work.session.flush()
@@ -240,7 +243,7 @@ def decide_review(
     record = session.get(SourceRecord, pending.source_record_id)
     if record is None or pending.candidate_person_id is None:  # pragma: no cover
         raise Conflict("this decision has no candidate to settle")
-    work = _Work(session=session, policy=policy, now=now, touched={}, events=[])
+    work = PersonWork(session=session, policy=policy, now=now, touched={}, events=[])
     candidate = work.person(pending.candidate_person_id)
     linking = verdict is ReviewVerdict.LINK
     decision = _human_decision(
@@ -290,7 +293,7 @@ def link_record(
     now: datetime,
 ) -> MatchDecision:
     """Link a source record to a person by hand (it is pinned there)."""
-    work = _Work(session=session, policy=policy, now=now, touched={}, events=[])
+    work = PersonWork(session=session, policy=policy, now=now, touched={}, events=[])
     target = work.person(person_id)
     record = _record_for_update(session, source_record_id)
     decision = _human_decision(
@@ -327,7 +330,7 @@ def split_records(
     now: datetime,
 ) -> Person:
     """Unlink source records from a person into a new person of their own; returns it."""
-    work = _Work(session=session, policy=policy, now=now, touched={}, events=[])
+    work = PersonWork(session=session, policy=policy, now=now, touched={}, events=[])
     person = work.person(person_id)
     if person.id != person_id:
         raise Conflict(f"that person was merged into {person.id}; split from it instead")

@@ -90,7 +90,8 @@ async def test_a_possible_match_is_reviewed_and_linked_over_http(
     sources = await client.get(f"/v1/persons/{first['person_id']}/sources", headers=central)
     assert sources.status_code == 200
     listed = {(r["source"], r["pinned"]) for r in sources.json()["items"]}
-    assert listed == {("crc-north", False), ("crc-south", True)}
+    # The reviewer saw both records together: the link pins the person's record too.
+    assert listed == {("crc-north", True), ("crc-south", True)}
 
     audited = db.read(
         lambda s: s.scalars(select(AuditEntry).where(AuditEntry.resource == "match-review")).all()
