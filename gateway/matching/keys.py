@@ -9,9 +9,10 @@ Identifier keys (`IDENTIFIER_KEY_KINDS`), one per identifier held:
 
 * ``crn:X320741``, ``pnc:2002/0073319Z``, ``cro:065656/91H``, ``noms:A1234BC``, ``nino:AB123456C``.
 
-Blocking keys. Each combines a date of birth (about 19,000 values across 18-70 year-olds) or an
-outcode (about 3,000) with a second value, so the number of records sharing a key stays roughly
-flat as the store grows to millions; none is as coarse as surname + year of birth alone.
+Blocking keys. Each combines a date of birth (about 19,000 values across 18-70 year-olds), an
+outcode (about 3,000), a full postcode or a town with a second value, so the number of records
+sharing a key stays small as the store grows to millions. Only ``names`` (below) has no such
+anchor: it is about as coarse as surname + year of birth and relies on `max_key_records`.
 
 * ``dob_out:<dob>:<outcode>``: date of birth + postcode outcode, one per outcode held. Finds a
   record whose names are misspelt or changed (marriage, nickname) at the same address area.
@@ -33,9 +34,26 @@ flat as the store grows to millions; none is as coarse as surname + year of birt
 * ``home:<house number>:<street code>:<initial>``: house number + the first letters of a street
   line's phonetic code + the initial of the surname or of the first forename (one key each), for
   a record whose date of birth and one name are wrong at the same home.
+* ``name_pc:<code>:<postcode>``: the first three letters of one name's code (the first forename,
+  each alias's first forename, the surname, each alias surname) + a full postcode. Finds a record
+  whose date of birth is missing or wrong and whose other name is missing, changed or swapped, at
+  the same postcode; three letters survive a typo late in a name (``MCCARTHY``, ``MCCADRTHY``).
+* ``dob_town:<dob>:<town code>``: date of birth + the town's phonetic code, for a record whose
+  names and postcode are both wrong in the same town.
+* ``sn_fi_town:<surname code>:<initial>:<town code>``: surname (and each alias surname) + the
+  first forename's initial + the town's code, for a record whose date of birth and postcode are
+  wrong or missing and whose forename is misspelt.
+* ``names:<code>|<code>``: the sorted name pair alone, for a record whose date of birth is wrong
+  and which has moved. The only key with neither a date of birth nor a place: a common pair is
+  held by more records than `max_key_records` in a large store and is then skipped, so it finds
+  people with uncommon names only.
 
 Where an outcode is named, a postal code from abroad (kept whole, as ``@<code>``) serves too: it
-has no outcode of its own, and without it such a record had no address key at all.
+has no outcode of its own, and without it such a record had no address key at all. Where a full
+postcode is named, such a code serves the same way: it may name a whole district (an Australian
+postcode) or be a placeholder shared by a whole town, and then its keys are coarse or skipped by
+`max_key_records`, where a UK postcode names a few dozen homes. Town codes are `phonetic` codes of
+the cleaned town, so ``NOBLE PARK`` and ``NOBL EE PARK`` agree.
 """
 
 from __future__ import annotations
@@ -60,12 +78,19 @@ BLOCKING_KEY_KINDS: Final[tuple[str, ...]] = (
     "dob_home",
     "home",
     "names_town",
+    "name_pc",
+    "dob_town",
+    "sn_fi_town",
+    "names",
 )
 # Long enough to tell names apart, short enough that two codes, a date and a kind fit in 96.
 _CODE_LENGTH: Final = 20
 # A street name's code: long enough to tell streets apart, short enough to survive a typo late
 # in a long name ("MACLAURIN CRESCENT" and "MACLAURINC RESCENT").
 _STREET_CODE_LENGTH: Final = 6
+# A name's code in the postcode key: at one postcode a few letters tell people apart, and a typo
+# late in the name keeps them.
+_POSTCODE_NAME_CODE_LENGTH: Final = 3
 
 
 def _pair(first: str, second: str) -> str:
@@ -115,7 +140,34 @@ def match_keys(view: MatchView) -> list[str]:
     )
     if names is not None:
         keys.extend(f"names_town:{names}:{town}" for town in sorted(view.towns))
+    postcodes = _full_postcodes(view)
+    name_codes = dict.fromkeys(
+        code[:_POSTCODE_NAME_CODE_LENGTH] for code in (*forename_codes, *surname_codes)
+    )
+    keys.extend(f"name_pc:{code}:{postcode}" for code in name_codes for postcode in postcodes)
+    towns = _town_codes(view)
+    if dob is not None:
+        keys.extend(f"dob_town:{dob}:{town}" for town in towns)
+    if view.forenames:
+        initial = view.forenames[0][0]
+        keys.extend(
+            f"sn_fi_town:{code}:{initial}:{town}" for code in surname_codes for town in towns
+        )
+    if names is not None:
+        keys.append(f"names:{names}")
     return list(dict.fromkeys(key[:MAX_KEY_LENGTH] for key in keys))
+
+
+def _full_postcodes(view: MatchView) -> tuple[str, ...]:
+    """Each postcode whole: a UK one as it is, one from abroad as ``@<code>`` (as in `areas`)."""
+    return tuple(
+        dict.fromkeys(code if code in view.uk_postcodes else f"@{code}" for code in view.postcodes)
+    )
+
+
+def _town_codes(view: MatchView) -> tuple[str, ...]:
+    """The phonetic code of each town, sorted; a town with no letters has none."""
+    return tuple(sorted({code[:_CODE_LENGTH] for town in view.towns if (code := phonetic(town))}))
 
 
 def _street_code(name: str) -> str:

@@ -162,3 +162,91 @@ def test_names_and_town_share_a_key_without_a_date_of_birth_or_postcode() -> Non
     first = make_view(date_of_birth=None, addresses=[{"status": "MAIN", "town": "Leeds"}])
     second = make_view(date_of_birth=None, addresses=[{"status": "MAIN", "town": "leeds"}])
     assert "names_town" in _kinds(sorted(set(match_keys(first)) & set(match_keys(second))))
+
+
+def _lived(postcode: str | None = "ZE2 9XL", town: str | None = "Leeds") -> dict[str, object]:
+    return {"addresses": [{"status": "MAIN", "postcode": postcode, "town": town}]}
+
+
+def _of_kind(kind: str, **overrides: object) -> list[str]:
+    return [key for key in match_keys(make_view(**overrides)) if key.startswith(f"{kind}:")]
+
+
+def test_name_and_postcode_key_is_three_letters_of_each_name_code_and_the_full_postcode() -> None:
+    # PEREGRINE is PRKRN and QUILLFEATHER KLF0R; a postcode from abroad is kept whole as @<code>.
+    assert _of_kind("name_pc", **_lived()) == ["name_pc:PRK:ZE2 9XL", "name_pc:KLF:ZE2 9XL"]
+    abroad = {"addresses": [{"status": "MAIN", "postal_code": "98101"}]}
+    assert _of_kind("name_pc", **abroad) == ["name_pc:PRK:@98101", "name_pc:KLF:@98101"]
+
+
+def test_one_name_at_the_same_postcode_shares_a_key_when_the_rest_differs() -> None:
+    # Married (a new surname), no date of birth: the forename at the postcode still meets.
+    original = make_view(identifiers={}, **_lived())
+    renamed = make_view(surname="Ollerenshaw", date_of_birth=None, identifiers={}, **_lived())
+    assert "name_pc:PRK:ZE2 9XL" in set(match_keys(original)) & set(match_keys(renamed))
+    # A typo late in the surname keeps its first three letters (MKKR0, MKKTR0).
+    typo_a = make_view(forenames=["Lucas"], surname="McCarthy", **_lived())
+    typo_b = make_view(forenames=["Luca"], surname="McCadrthy", date_of_birth=None, **_lived())
+    assert "name_pc:MKK:ZE2 9XL" in set(match_keys(typo_a)) & set(match_keys(typo_b))
+
+
+def test_a_missing_or_no_fixed_abode_postcode_or_missing_names_make_no_name_and_postcode_key() -> (
+    None
+):
+    assert _of_kind("name_pc", **_lived(postcode=None)) == []
+    assert _of_kind("name_pc", **_lived(postcode="NF1 1NF")) == []
+    assert _of_kind("name_pc", forenames=["NOT ENTERED"], surname="Unknown", **_lived()) == []
+
+
+def test_date_of_birth_and_town_key_uses_the_town_code() -> None:
+    assert _of_kind("dob_town", **_lived()) == ["dob_town:1984-03-07:LTS"]
+    # Letters split by a typo, or another case, give the same code.
+    first = _of_kind("dob_town", **_lived(town="Noble Park"))
+    assert (
+        first
+        == _of_kind("dob_town", **_lived(town="NOBL EE PARK"))
+        == ["dob_town:1984-03-07:NBLPRK"]
+    )
+
+
+def test_no_date_of_birth_or_no_town_makes_no_date_of_birth_and_town_key() -> None:
+    assert _of_kind("dob_town", date_of_birth="1900-01-01", **_lived()) == []
+    assert _of_kind("dob_town", date_of_birth=None, **_lived()) == []
+    assert _of_kind("dob_town", **_lived(town=None)) == []
+    assert _of_kind("dob_town", **_lived(town="123")) == []  # no letters, no code
+
+
+def test_surname_initial_and_town_key_covers_alias_surnames() -> None:
+    assert _of_kind("sn_fi_town", **_lived()) == ["sn_fi_town:KLF0R:P:LTS"]
+    aliased = _of_kind("sn_fi_town", aliases=[{"surname": "Ollerenshaw"}], **_lived())
+    assert aliased == ["sn_fi_town:KLF0R:P:LTS", "sn_fi_town:OLRNX:P:LTS"]
+    # A misspelt forename with its initial kept, no date of birth and another postcode still meet.
+    other = _of_kind(
+        "sn_fi_town", forenames=["Peregrin"], date_of_birth=None, **_lived(postcode="LS1 4AP")
+    )
+    assert other == ["sn_fi_town:KLF0R:P:LTS"]
+
+
+def test_no_forename_surname_or_town_makes_no_surname_initial_and_town_key() -> None:
+    assert _of_kind("sn_fi_town", forenames=[], **_lived()) == []
+    assert _of_kind("sn_fi_town", surname="Not Known", **_lived()) == []
+    assert _of_kind("sn_fi_town", **_lived(town=None)) == []
+
+
+def test_names_key_is_the_sorted_name_pair_alone() -> None:
+    assert _of_kind("names") == ["names:KLF0R|PRKRN"]
+    # Swapped names, another date of birth and no address still share it.
+    swapped = _of_kind(
+        "names",
+        forenames=["Quillfeather"],
+        surname="Peregrine",
+        date_of_birth="1923-05-20",
+        addresses=[],
+    )
+    assert swapped == ["names:KLF0R|PRKRN"]
+
+
+def test_a_missing_or_junk_name_makes_no_names_key() -> None:
+    assert _of_kind("names", forenames=[]) == []
+    assert _of_kind("names", surname="NOT ENTERED") == []
+    assert _of_kind("names", forenames=["Unknown"]) == []
