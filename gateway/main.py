@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -23,6 +24,7 @@ from gateway.api.v1 import (
     clients,
     data_quality,
     identity,
+    matcher,
     persons,
     quarantine,
     records,
@@ -31,7 +33,7 @@ from gateway.api.v1 import (
 )
 from gateway.db import Database
 from gateway.models import utcnow
-from gateway.services import idempotency, polling, retention
+from gateway.services import idempotency, polling, reruns, retention
 from gateway.services.clients import bootstrap_admin, read_bootstrap_key
 from gateway.services.delivery import DeliveryWorker
 from gateway.services.feed_signal import FeedSignal
@@ -84,6 +86,35 @@ async def purge_past_retention(database: Database, settings: Settings) -> None:
         except SQLAlchemyError:
             log.warning("retention purge failed; will retry", exc_info=True)
         await asyncio.sleep(settings.feed.purge_interval_seconds)
+
+
+async def run_matcher_reruns(database: Database, identities: Matcher, interval: float) -> None:
+    """Carry out matcher re-runs an admin queued, one at a time, in a worker thread; on shutdown
+    the run in hand is queued again between two of its transactions."""
+    stopping = threading.Event()
+    try:
+        while True:
+            try:
+                run_id = await run_in_threadpool(
+                    lambda: database.write(lambda s: reruns.claim_next(s, now=utcnow()))
+                )
+                if run_id is not None:
+                    log.info("matcher run started", extra={"run_id": str(run_id)})
+                    run = await run_in_threadpool(
+                        reruns.execute, database, identities, run_id, should_stop=stopping.is_set
+                    )
+                    log.info(
+                        "matcher run ended",
+                        extra={"run_id": str(run_id), "status": run.status},
+                    )
+                    continue
+            except SQLAlchemyError:
+                log.warning("matcher run check failed; will retry", exc_info=True)
+            except Exception:  # the run is marked failed and logged; the server keeps serving
+                log.warning("matcher run failed", exc_info=True)
+            await asyncio.sleep(interval)
+    finally:
+        stopping.set()
 
 
 def create_bootstrap_admin(database: Database, key: str) -> None:
@@ -148,6 +179,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             purge_past_retention(database, settings),
             signal.watch(database, settings.feed.head_check_seconds),
         ]
+        if settings.matching.reruns_enabled:
+            tasks.append(
+                run_matcher_reruns(
+                    database, _app.state.matcher, settings.matching.rerun_check_seconds
+                )
+            )
         delivering = asyncio.create_task(worker.run(stop)) if worker is not None else None
         try:
             async with (
@@ -202,6 +239,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         changes,
         persons,
         identity,
+        matcher,
         status,
         clients,
         quarantine,

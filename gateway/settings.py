@@ -160,6 +160,12 @@ class MatchingSettings(BaseModel):
         ge=1,
         description="A blocking key held by more source records than this is too common to use.",
     )
+    reruns_enabled: bool = Field(
+        True, description="Whether this server carries out the matcher re-runs an admin queues."
+    )
+    rerun_check_seconds: float = Field(
+        5, gt=0, le=3600, description="How often a server looks for a queued matcher re-run."
+    )
 
 
 class FeedSettings(BaseModel):

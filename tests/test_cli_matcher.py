@@ -1,10 +1,12 @@
-"""`crc-gateway matcher train` and `show` against the run's database."""
+"""`crc-gateway matcher train`, `show`, `activate`, `models` and `rerun` against the run's
+database."""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from adapters.base import AdapterConfig
@@ -12,7 +14,7 @@ from adapters.canonical import CanonicalAdapter
 from gateway import cli
 from gateway.db import Database
 from gateway.matching import load_model
-from gateway.models import utcnow
+from gateway.models import MatcherRun, MatchModelRow, utcnow
 from gateway.services import ingest
 from tests.builders import as_raw_records, make_case_record
 
@@ -67,3 +69,50 @@ def test_train_refuses_too_few_records(cli_database: Database, tmp_path: Path) -
 
     assert result.exit_code == 2
     assert "at least" in result.output
+
+
+def test_train_activate_then_rerun_applies_the_trained_model(
+    cli_database: Database, tmp_path: Path
+) -> None:
+    _store(cli_database, 120)
+    out = tmp_path / "model.json"
+
+    trained = runner.invoke(
+        cli.app, ["matcher", "train", "--out", str(out), "--max-pairs", "5000", "--activate"]
+    )
+
+    assert trained.exit_code == 0, trained.output
+    version = load_model(out).version
+    assert f"model {version} stored and activated" in trained.output
+    listed = runner.invoke(cli.app, ["matcher", "models"])
+    assert listed.exit_code == 0, listed.output
+    assert f"* {version}" in listed.output
+    rerun = runner.invoke(cli.app, ["matcher", "rerun"])
+    assert rerun.exit_code == 0, rerun.output
+    assert f"succeeded with model {version}: 240 records" in rerun.output
+    runs = cli_database.read(lambda s: s.scalars(select(MatcherRun.status)).all())
+    assert runs == ["succeeded"]
+
+
+def test_activate_refuses_a_file_that_is_not_a_model(
+    cli_database: Database, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": "x"}')
+
+    result = runner.invoke(cli.app, ["matcher", "activate", str(bad)])
+
+    assert result.exit_code == 2
+    assert "invalid model" in result.output
+    assert cli_database.read(lambda s: s.scalars(select(MatchModelRow)).all()) == []
+
+
+def test_show_prints_m_u_and_weight_of_every_level(cli_database: Database) -> None:
+    shown = runner.invoke(cli.app, ["matcher", "show"])
+
+    assert shown.exit_code == 0, shown.output
+    model = load_model()
+    exact = model.comparisons["surname"].level("exact")
+    assert f"{exact.m:.4g}" in shown.output
+    assert f"{exact.u:.4g}" in shown.output
+    assert f"{exact.weight:+.2f} bits" in shown.output

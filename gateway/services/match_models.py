@@ -12,11 +12,10 @@ import threading
 from datetime import datetime
 from typing import Any, Final
 
-from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.matching import MatchModel
 from gateway.models import MatchModelRow
 from gateway.services import audit
@@ -30,29 +29,10 @@ __all__ = [
     "get_model",
     "list_models",
     "model_summary",
-    "parse_model",
 ]
 
 #: Parsed models a process keeps; activations are rare, so a few cover every one in use.
 _PARSED_MODELS: Final = 4
-
-
-def parse_model(document: Any) -> MatchModel:
-    """A model document as a `MatchModel`; InvalidRequest naming each problem, never a value."""
-    try:
-        return MatchModel.model_validate(document)
-    except ValidationError as error:
-        raise InvalidRequest(
-            "not a valid match model",
-            errors=[
-                {
-                    "path": ".".join(str(part) for part in item["loc"]) or "(top)",
-                    "message": item["msg"],
-                    "type": item["type"],
-                }
-                for item in error.errors(include_url=False, include_input=False)
-            ],
-        ) from None
 
 
 def add_model(

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -311,8 +311,13 @@ def execute(
     *,
     progress: Progress | None = None,
     clock: Callable[[], datetime] = utcnow,
+    should_stop: Callable[[], bool] | None = None,
 ) -> MatcherRun:
-    """Carry out a claimed run to the end (see the module docstring); the finished row."""
+    """Carry out a claimed run to the end (see the module docstring); the finished row.
+
+    When `should_stop` says so between transactions (the process is shutting down), the run is
+    queued again as it stands and returned: the next process to claim it starts it over.
+    """
     model = db.read(lambda session: matcher.for_session(session).model)
 
     def started(session: Session) -> None:
@@ -335,6 +340,8 @@ def execute(
         person_of_cluster: dict[int, uuid.UUID] = {}
         done = 0
         for batch in _batches(groups):
+            if should_stop is not None and should_stop():
+                return db.write(lambda session: _requeue(session, run_id))
             outcome = db.write(
                 lambda session, batch=batch: _apply_batch(  # type: ignore[misc]
                     session, snapshot, batch, matcher, model, run_id, clock()
@@ -368,6 +375,12 @@ def execute(
 
         db.write(failed)
         raise
+
+
+def _requeue(session: Session, run_id: uuid.UUID) -> MatcherRun:
+    run = get_run(session, run_id)
+    run.status = "queued"
+    return run
 
 
 def _apply_batch(
@@ -462,24 +475,3 @@ def _settle_all_reviews(
         )
 
     return db.write(settle)
-
-
-def describe(run: MatcherRun) -> dict[str, Any]:
-    """A run as the API and the CLI show it."""
-    return {
-        "id": run.id,
-        "status": run.status,
-        "model_version": run.model_version,
-        "records_total": run.records_total,
-        "records_done": run.records_done,
-        "groups_changed": run.groups_changed,
-        "records_moved": run.records_moved,
-        "persons_merged": run.persons_merged,
-        "persons_split": run.persons_split,
-        "reviews_closed": run.reviews_closed,
-        "reviews_opened": run.reviews_opened,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "failure": run.failure,
-    }

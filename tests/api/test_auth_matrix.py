@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.db import Database
+from gateway.matching import load_model
 from gateway.models import utcnow
 from gateway.services import clients
 from gateway.services.clients import Role
@@ -151,6 +152,22 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("PUT", "/v1/persons/{person_id}/identifiers"): Rule(
         frozenset({CENTRAL, ADMIN}), 404, lambda: {"json": {"crn": random_crn()}}
     ),
+    ("GET", "/v1/matcher/models"): Rule(frozenset({ADMIN}), 200),
+    ("POST", "/v1/matcher/models"): Rule(
+        frozenset({ADMIN}),
+        201,
+        lambda: {
+            "json": load_model()
+            .model_copy(update={"version": f"matrix-{uuid.uuid4().hex[:8]}"})
+            .model_dump(mode="json")
+        },
+    ),
+    # An unknown version or run: 404 shows an admin got as far as the lookup.
+    ("GET", "/v1/matcher/models/{version}"): Rule(frozenset({ADMIN}), 404),
+    ("POST", "/v1/matcher/models/{version}/activate"): Rule(frozenset({ADMIN}), 404),
+    ("POST", "/v1/matcher/reruns"): Rule(frozenset({ADMIN}), 202),
+    ("GET", "/v1/matcher/reruns"): Rule(frozenset({ADMIN}), 200),
+    ("GET", "/v1/matcher/reruns/{run_id}"): Rule(frozenset({ADMIN}), 404),
     ("GET", "/metrics"): Rule(frozenset({OPERATOR, ADMIN}), 200),
     ("GET", "/health/ready"): Rule(EVERY_CALLER, 200, probe=True),
     ("GET", "/health/live"): Rule(EVERY_CALLER, 200, public=True),
@@ -189,6 +206,8 @@ def concrete_path(template: str) -> str:
         decision_id=uuid.uuid4(),
         subscription_id=uuid.uuid4(),
         record_id=987654321,
+        version="no-such-model",
+        run_id=uuid.uuid4(),
     )
 
 

@@ -38,6 +38,8 @@ VALID_YET_REFUSED = {
     # Webhook hosts must be on the deployment's allow-list and resolve to public addresses.
     "POST /v1/subscriptions": "the webhook host must be on the allow-list",
     "PATCH /v1/subscriptions/{subscription_id}": "the webhook host must be on the allow-list",
+    # A model must hold every comparison, each with exactly its levels.
+    "POST /v1/matcher/models": "a model must hold every comparison with exactly its levels",
     # A person's fields are checked as the canonical schema's validators check them (UK
     # postcodes, identifier check characters), which its JSON Schema does not state.
     "POST /v1/match/explain": "postcodes and identifiers are checked beyond their schema",

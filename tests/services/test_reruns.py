@@ -22,7 +22,9 @@ BASE = load_model()
 
 
 def model_with(version: str, *, link: float, possible: float) -> MatchModel:
-    return BASE.model_copy(update={"version": version, "bands": Bands(link=link, possible=possible)})
+    return BASE.model_copy(
+        update={"version": version, "bands": Bands(link=link, possible=possible)}
+    )
 
 
 #: Nothing links on weight (identifiers still do); a pair of copies is then a possible match.
@@ -116,7 +118,8 @@ def test_a_stricter_model_splits_weight_links_and_a_laxer_one_merges_them_back(
     pending = db.read(
         lambda s: s.scalar(select(func.count()).where(MatchDecision.status == "pending"))
     )
-    assert pending == 3 and split.reviews_opened == 3
+    assert pending == 3
+    assert split.reviews_opened == 3
 
     activate(db, BASE.model_copy(update={"version": "default-again"}))
     merged = rerun(db)
