@@ -47,7 +47,7 @@ bench-matching: $(STAMP)
 	$(BIN)/python bench/matching.py $(BENCH_ARGS)
 
 bench-linkage: $(STAMP)
-	$(BIN)/python bench/linkage.py --trained $(BENCH_ARGS)
+	$(BIN)/python bench/linkage.py --trained --orders $(BENCH_ARGS)
 
 bench-feed: $(STAMP)
 	$(BIN)/python bench/feed.py $(BENCH_ARGS)

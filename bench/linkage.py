@@ -57,6 +57,7 @@ TRUTH_COLUMN: Final = "entity_id"
 ANSWER_COLUMNS: Final = frozenset({"entity_id", "household_id"})
 RECORD_ID_COLUMN: Final = "rec_id"
 REQUEST_TIMEOUT_S: Final = 600.0
+JSON: Final = {"Content-Type": "application/json"}
 PAGE_SIZE: Final = 1000
 
 
@@ -254,12 +255,16 @@ def run_once(
     workdir: Path,
     *,
     postal_codes: bool,
-    model_file: Path | None = None,
-) -> RunResult:
+    trained: bool = False,
+    reverse: bool = False,
+) -> tuple[RunResult, RunResult | None]:
+    """Push the set (upload order reversed if asked), read the clustering back; with `trained`,
+    then train a model on the stored records, activate it and re-run the matcher through the
+    admin API, and read the clustering back again. (cold, trained or None)."""
     source = f"linkage-{dataset.name.replace('_', '-')}"
     env = gateway_env(database_url, 1, max(len(upload) for upload in data.uploads))
-    if model_file is not None:
-        env["GATEWAY_MATCHING__MODEL_FILE"] = str(model_file)
+    # The re-run is picked up at once.
+    env["GATEWAY_MATCHING__RERUN_CHECK_SECONDS"] = "0.2"
     env["GATEWAY_SOURCES"] = json.dumps(
         {
             source: {
@@ -272,6 +277,8 @@ def run_once(
     source_key = _create_client(env, "source", source)
     central_key = _create_client(env, "central")
     operator_key = _create_client(env, "operator")
+    admin_key = _create_client(env, "admin") if trained else ""
+    uploads = list(reversed(data.uploads)) if reverse else data.uploads
 
     with (
         gateway_server(env, workdir / f"{dataset.name}-server.log") as base_url,
@@ -280,7 +287,7 @@ def run_once(
         _get(client, "/health/live", source_key)
         summaries = []
         started = time.perf_counter()
-        for number, upload in enumerate(data.uploads):
+        for number, upload in enumerate(uploads):
             response = client.post(
                 f"/v1/sources/{source}/records",
                 content=upload,
@@ -328,35 +335,36 @@ def run_once(
         quality = _get(client, f"/v1/sources/{source}/data-quality", operator_key)
         requests += 1
         warned = int(quality["warned_records"])
-
-        review_items = 0
-        review_true = 0
-        members: dict[str, set[str]] = defaultdict(set)
-        for record, person_id in predicted.items():
-            members[person_id].add(data.truth[record])
-        review_after: str | None = None
-        while True:
-            params = {"limit": PAGE_SIZE}
-            if review_after is not None:
-                params["after"] = review_after
-            page = _get(client, "/v1/review", operator_key, **params)
-            requests += 1
-            for item in page["items"]:
-                review_items += 1
-                candidate = item["candidate"]
-                entity = data.truth.get(item["record"]["external_id"])
-                if candidate is not None and entity in members.get(candidate["person_id"], ()):
-                    review_true += 1
-            review_after = page["next"]
-            if review_after is None:
-                break
+        review_items, review_true, review_requests = _review_queue(
+            client, operator_key, data, predicted
+        )
+        requests += review_requests
+        retrained: RunResult | None = None
+        if trained:
+            started = time.perf_counter()
+            _train_and_rerun(client, admin_key, dataset, env, workdir)
+            rerun_s = time.perf_counter() - started
+            after_rerun = _clustering(client, source, central_key)
+            review_after = _review_queue(client, operator_key, data, after_rerun)
+            retrained = RunResult(
+                sent=data.records,
+                stored=stored,
+                rejected=rejected,
+                push_s=rerun_s,
+                predicted=after_rerun,
+                keys=keys,
+                review_items=review_after[0],
+                review_true=review_after[1],
+                read_requests=review_after[2],
+                warned=warned,
+            )
 
     if received != data.records or len(predicted) != stored:
         raise RuntimeError(
             f"{dataset.name}: sent {data.records}, the gateway read {received}, reported "
             f"{stored} stored and {len(predicted)} were read back"
         )
-    return RunResult(
+    cold = RunResult(
         sent=data.records,
         stored=stored,
         rejected=rejected,
@@ -368,6 +376,73 @@ def run_once(
         read_requests=requests,
         warned=warned,
     )
+    return cold, retrained
+
+
+def _review_queue(
+    client: httpx.Client, key: str, data: Input, predicted: Mapping[str, str]
+) -> tuple[int, int, int]:
+    """(review items, of which the record and candidate are truly one entity, requests)."""
+    members: dict[str, set[str]] = defaultdict(set)
+    for record, person_id in predicted.items():
+        members[person_id].add(data.truth[record])
+    items = true = requests = 0
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if after is not None:
+            params["after"] = after
+        page = _get(client, "/v1/review", key, **params)
+        requests += 1
+        for item in page["items"]:
+            items += 1
+            candidate = item["candidate"]
+            entity = data.truth.get(item["record"]["external_id"])
+            if candidate is not None and entity in members.get(candidate["person_id"], ()):
+                true += 1
+        after = page["next"]
+        if after is None:
+            return items, true, requests
+
+
+def _clustering(client: httpx.Client, source: str, key: str) -> dict[str, str]:
+    """Every record of the source with its person, paged (GET /v1/sources/{source}/records)."""
+    predicted: dict[str, str] = {}
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if after is not None:
+            params["after"] = after
+        page = _get(client, f"/v1/sources/{source}/records", key, **params)
+        predicted.update((item["external_id"], item["person_id"]) for item in page["items"])
+        after = page["next_after"]
+        if after is None:
+            return predicted
+
+
+def _train_and_rerun(
+    client: httpx.Client, key: str, dataset: Dataset, env: dict[str, str], workdir: Path
+) -> None:
+    """`crc-gateway matcher train` on the stored records; the model is stored and activated and
+    the matcher re-run through the admin API, as an admin would."""
+    out = workdir / f"{dataset.name}-trained.json"
+    run_cli(["matcher", "train", "--out", str(out), "--force"], env)
+    headers = {"Authorization": f"Bearer {key}"}
+    client.post(
+        "/v1/matcher/models", content=out.read_bytes(), headers={**headers, **JSON}
+    ).raise_for_status()
+    version = json.loads(out.read_text())["version"]
+    client.post(f"/v1/matcher/models/{version}/activate", headers=headers).raise_for_status()
+    requested = client.post("/v1/matcher/reruns", headers=headers)
+    requested.raise_for_status()
+    location = requested.headers["location"]
+    while True:
+        run = _get(client, location, key)
+        if run["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.2)
+    if run["status"] != "succeeded":
+        raise RuntimeError(f"the matcher re-run failed: {run['failure']}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,7 +466,7 @@ class Report:
 def print_report(reports: Sequence[Report], *, engine: str, runs: int, batch_size: int) -> None:
     print()
     models = (
-        " and trained (EM on the same records)"
+        " and trained (EM on the same records, activated and re-run through the API)"
         if any(report.model != "cold" for report in reports)
         else ""
     )
@@ -471,8 +546,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--trained",
         action="store_true",
-        help="also train a model on each set's stored records (crc-gateway matcher train) and "
-        "push the set again into a fresh database with it",
+        help="also train a model on each set's stored records (crc-gateway matcher train), "
+        "store and activate it and re-run the matcher through the admin API, and score again",
+    )
+    parser.add_argument(
+        "--orders",
+        action="store_true",
+        help="also push each set with its uploads in reverse order and print how far the two "
+        "clusterings agree",
     )
     parser.add_argument(
         "--no-postal-codes",
@@ -484,14 +565,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.runs < 1 or args.batch_size < 1:
         parser.error("--runs and --batch-size must be at least 1")
     return args
-
-
-def train_model(dataset: Dataset, data: Input, database_url: str, workdir: Path) -> Path:
-    """`crc-gateway matcher train` on the records a run stored; the model file it wrote."""
-    out = workdir / f"{dataset.name}-trained.json"
-    env = gateway_env(database_url, 1, max(len(upload) for upload in data.uploads))
-    run_cli(["matcher", "train", "--out", str(out), "--force"], env)
-    return out
 
 
 def _report(dataset: Dataset, data: Input, runs: list[RunResult], model: str) -> Report:
@@ -513,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"not found in {args.datasets}: {', '.join(missing)}", file=sys.stderr)
         return 2
     reports: list[Report] = []
+    agreements: list[tuple[str, float, float | None]] = []
     with tempfile.TemporaryDirectory(prefix="crc-linkage-") as tmp:
         workdir = Path(tmp)
         databases = (
@@ -521,6 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for dataset in chosen:
             data = read_input(args.datasets / dataset.file, args.batch_size)
             runs: list[RunResult] = []
+            trained: RunResult | None = None
             for number in range(args.runs):
                 print(
                     f"{dataset.name}: run {number + 1} of {args.runs}, {data.records:,} records",
@@ -528,30 +603,56 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 url = databases.fresh("gateway")
                 try:
-                    runs.append(
-                        run_once(dataset, data, url, workdir, postal_codes=args.postal_codes)
-                    )
-                    if args.trained and number == 0:
-                        model = train_model(dataset, data, url, workdir)
-                finally:
-                    databases.drop("gateway")
-            reports.append(_report(dataset, data, runs, "cold"))
-            if args.trained:
-                # The model learned from the cold run's records, applied from a fresh start.
-                url = databases.fresh("gateway")
-                try:
-                    trained = run_once(
+                    cold, retrained = run_once(
                         dataset,
                         data,
                         url,
                         workdir,
                         postal_codes=args.postal_codes,
-                        model_file=model,
+                        trained=args.trained and number == 0,
                     )
                 finally:
                     databases.drop("gateway")
-                reports.append(_report(dataset, data, [trained], "trained"))
+                runs.append(cold)
+                trained = trained or retrained
+            reports.append(_report(dataset, data, runs, "cold"))
+            if trained is not None:
+                reports.append(_report(dataset, data, [trained], "trained, re-run"))
+            if args.orders:
+                print(f"{dataset.name}: the uploads in reverse order", file=sys.stderr)
+                url = databases.fresh("gateway")
+                try:
+                    cold_reversed, trained_reversed = run_once(
+                        dataset,
+                        data,
+                        url,
+                        workdir,
+                        postal_codes=args.postal_codes,
+                        trained=trained is not None,
+                        reverse=True,
+                    )
+                finally:
+                    databases.drop("gateway")
+                agreements.append(
+                    (
+                        dataset.name,
+                        evaluation.agreement(runs[0].predicted, cold_reversed.predicted),
+                        evaluation.agreement(trained.predicted, trained_reversed.predicted)
+                        if trained is not None and trained_reversed is not None
+                        else None,
+                    )
+                )
     print_report(reports, engine=databases.engine, runs=args.runs, batch_size=args.batch_size)
+    if agreements:
+        print()
+        print("Arrival order: pairwise agreement of the clusterings from the uploads in the")
+        print("given order and in reverse (1.0 = the same clusters)")
+        print()
+        print("| data set | cold | trained, re-run |")
+        print("| --- | ---: | ---: |")
+        for name, cold_agreement, trained_agreement in agreements:
+            shown = f"{trained_agreement:.5f}" if trained_agreement is not None else "-"
+            print(f"| {name} | {cold_agreement:.5f} | {shown} |")
     return 0
 
 

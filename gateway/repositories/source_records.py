@@ -204,6 +204,22 @@ def list_rejected(
     return session.scalars(statement.order_by(RejectedRecord.id).limit(limit)).all()
 
 
+def person_ids_of(
+    session: Session, source_record_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """The person each of these records belongs to now."""
+    found: dict[uuid.UUID, uuid.UUID] = {}
+    for start in range(0, len(source_record_ids), 500):
+        chunk = source_record_ids[start : start + 500]
+        found.update(
+            (row[0], row[1])
+            for row in session.execute(
+                select(SourceRecord.id, SourceRecord.person_id).where(SourceRecord.id.in_(chunk))
+            )
+        )
+    return found
+
+
 def iter_canonical_persons(
     session: Session, *, limit: int | None = None, batch: int = 2000
 ) -> Iterator[dict[str, Any]]:

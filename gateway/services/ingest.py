@@ -259,6 +259,9 @@ def _ingest(
 
     touched: dict[uuid.UUID, _Touched] = {}
     match_seconds: list[float] = []
+    # Persons an update may have taken the evidence from that held their records together.
+    recheck: set[uuid.UUID] = set()
+    rechecked_records: set[uuid.UUID] = set()
     for item in accepted:
         external_id = item.record.provenance.external_id
         stored = existing.get(external_id)
@@ -320,6 +323,9 @@ def _ingest(
                 session, resolver, stored, views[item.index], touched, received_at
             ):
                 decided = (PersonResolution.LINKED, LinkMethod.MERGED)
+            elif resolver is not None and not stored.pinned:
+                recheck.add(stored.person_id)
+                rechecked_records.add(stored.id)
             person = touched[stored.person_id].person
             outcome = Outcome.UPDATED
         _apply_version(session, stored, item, adapter, received_at)
@@ -350,6 +356,15 @@ def _ingest(
         for result in done:
             if result.person_id is not None:
                 result.person_id = resolver.person_of(result.person_id)
+        if recheck:
+            person_events += _reevaluate(
+                session,
+                matcher,
+                {resolver.person_of(p) for p in recheck},
+                rechecked_records,
+                done,
+                received_at,
+            )
     batch = BatchResult(source=source, results=done, match_seconds=match_seconds)
     stats_repo.bump(
         session, source, {"received": len(done), **batch.counts()}, received_at=received_at
@@ -584,6 +599,40 @@ def _rematch_updated(
     # The merge moved the record (the session keeps its person_id in step).
     resolver.rekey(stored.id, view, person_id=stored.person_id)
     return resolution is not None and resolution.person_id is not None
+
+
+def _reevaluate(
+    session: Session,
+    matcher: Matcher,
+    person_ids: set[uuid.UUID],
+    changed: set[uuid.UUID],
+    results: list[RecordOutcome],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Cluster the records of persons an update changed again, and split (or merge) them as the
+    model now says; their change rows. The push's results follow records that moved."""
+    # Imported here: re-resolution builds on this module (merges, golden records).
+    from gateway.services.reresolve import reevaluate
+    from gateway.services.review import PersonWork
+
+    work = PersonWork(session=session, policy=matcher.policy, now=now, touched={}, events=[])
+    applied = reevaluate(
+        work,
+        sorted(person_ids),
+        model=matcher.model,
+        max_key_records=matcher.max_key_records,
+        method="reevaluated",
+        movers=changed,
+    )
+    if applied.records_moved:
+        moved = [r for r in results if r.person_id in person_ids and r.source_record_id]
+        now_under = source_records_repo.person_ids_of(
+            session, [r.source_record_id for r in moved if r.source_record_id is not None]
+        )
+        for result in moved:
+            if result.source_record_id is not None:
+                result.person_id = now_under.get(result.source_record_id, result.person_id)
+    return work.events
 
 
 def merge_persons(

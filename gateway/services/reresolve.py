@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -72,6 +72,8 @@ class Member:
     record_id: uuid.UUID
     person_id: uuid.UUID
     pinned: bool
+    """A person put it there, or it holds the identifier the central system gave its person:
+    either way the model does not move it."""
     view: MatchView
     created_at: datetime
     """When the record was first stored: of two clusters with an equal claim on a person, the
@@ -276,9 +278,11 @@ def plan(
     clusters: Sequence[Sequence[int]],
     *,
     age: Callable[[uuid.UUID], Any],
+    movers: Collection[uuid.UUID] = (),
 ) -> Plan:
     """Which person each cluster is (see the module docstring); `age` orders persons, oldest
-    first, for ties."""
+    first, for ties. Of two clusters with an equal claim, the one holding fewer of `movers` (the
+    records whose change prompted this) keeps the person: the record that changed leaves."""
     claims: list[tuple[Any, ...]] = []
     for number, indexes in enumerate(clusters):
         held = Counter(members[i].person_id for i in indexes)
@@ -288,11 +292,15 @@ def plan(
             member = members[i]
             if member.person_id not in oldest or member.created_at < oldest[member.person_id]:
                 oldest[member.person_id] = member.created_at
+        staying = Counter(
+            members[i].person_id for i in indexes if members[i].record_id not in movers
+        )
         for person_id, count in held.items():
             claims.append(
                 (
                     person_id not in pinned,
                     -count,
+                    -staying[person_id],
                     age(person_id),
                     oldest[person_id],
                     number,
@@ -302,7 +310,7 @@ def plan(
     claims.sort()
     target: list[uuid.UUID | None] = [None] * len(clusters)
     taken: set[uuid.UUID] = set()
-    for _unpinned, _count, _age, _oldest, number, person_id in claims:
+    for _unpinned, _count, _staying, _age, _oldest, number, person_id in claims:
         if target[number] is None and person_id not in taken:
             target[number] = person_id
             taken.add(person_id)
@@ -527,8 +535,21 @@ def settle_reviews(
     return closed, len(rows)
 
 
-def load_members(session: Session, record_ids: Iterable[uuid.UUID]) -> list[Member]:
-    """These records as members (under their current person), in record-id order."""
+def anchored(view: MatchView, assigned: Mapping[str, Any] | None) -> bool:
+    """Whether a record holds an identifier the central system assigned its person."""
+    return any(
+        view.identifiers.get(kind) == (value or {}).get("value")
+        for kind, value in (assigned or {}).items()
+    )
+
+
+def load_members(
+    session: Session,
+    record_ids: Iterable[uuid.UUID],
+    assigned: Mapping[uuid.UUID, Mapping[str, Any] | None],
+) -> list[Member]:
+    """These records as members (under their current person), in record-id order; `assigned`
+    holds each person's centrally assigned identifiers."""
     ids = sorted(set(record_ids))
     members: list[Member] = []
     for start in range(0, len(ids), 500):
@@ -541,16 +562,17 @@ def load_members(session: Session, record_ids: Iterable[uuid.UUID]) -> list[Memb
                 SourceRecord.created_at,
             ).where(SourceRecord.id.in_(ids[start : start + 500]))
         )
-        members.extend(
-            Member(
-                record_id=row[0],
-                person_id=row[1],
-                pinned=row[2],
-                view=view_of(row[3]),
-                created_at=row[4],
+        for row in rows:
+            view = view_of(row[3])
+            members.append(
+                Member(
+                    record_id=row[0],
+                    person_id=row[1],
+                    pinned=row[2] or anchored(view, assigned.get(row[1])),
+                    view=view,
+                    created_at=row[4],
+                )
             )
-            for row in rows
-        )
     members.sort(key=lambda member: member.record_id)
     return members
 
@@ -562,18 +584,25 @@ def reevaluate(
     model: MatchModel,
     max_key_records: int,
     method: str,
+    movers: Collection[uuid.UUID] = (),
 ) -> Applied:
-    """Cluster the records of these persons again and apply the result (nothing if it agrees)."""
+    """Cluster the records of these persons again and apply the result (nothing if it agrees);
+    `movers` are the records whose change prompted it (see `plan`)."""
     session = work.session
     session.flush()
     held = matching_repo.record_ids_of_persons(session, person_ids)
-    members = load_members(session, (r for ids in held.values() for r in ids))
+    persons = {person_id: work.person(person_id) for person_id in held}
+    members = load_members(
+        session,
+        (r for ids in held.values() for r in ids),
+        {p: person.assigned_identifiers for p, person in persons.items()},
+    )
     if len(members) < 2:
         return Applied()
     exclusions = matching_repo.exclusions_among(session, (m.record_id for m in members))
     result = cluster(members, model, exclusions=exclusions, max_key_records=max_key_records)
-    ages = {p: (work.person(p).created_at, p) for p in {m.person_id for m in members}}
-    chosen = plan(members, result.clusters, age=ages.__getitem__)
+    ages = {p: (persons[p].created_at, p) for p in {m.person_id for m in members}}
+    chosen = plan(members, result.clusters, age=ages.__getitem__, movers=movers)
     if not chosen.changes_anything:
         return Applied()
     applied, _final = apply_plan(work, members, result, chosen, model=model, method=method)

@@ -44,6 +44,7 @@ from gateway.services.reresolve import (
     Applied,
     ClusterResult,
     Member,
+    anchored,
     apply_plan,
     cluster,
     plan,
@@ -173,6 +174,14 @@ class _Snapshot:
 def _read_members(db: Database, progress: Progress | None) -> list[Member]:
     def read(session: Session) -> list[Member]:
         total = session.query(SourceRecord.id).count()
+        assigned = {
+            row[0]: row[1]
+            for row in session.execute(
+                select(Person.id, Person.assigned_identifiers).where(
+                    Person.assigned_identifiers.is_not(None)
+                )
+            )
+        }
         statement = select(
             SourceRecord.id,
             SourceRecord.person_id,
@@ -182,12 +191,13 @@ def _read_members(db: Database, progress: Progress | None) -> list[Member]:
         ).order_by(SourceRecord.id)
         members = []
         for row in session.execute(statement.execution_options(yield_per=_READ_BATCH)):
+            view = view_of(row[3])
             members.append(
                 Member(
                     record_id=row[0],
                     person_id=row[1],
-                    pinned=row[2],
-                    view=view_of(row[3]),
+                    pinned=row[2] or anchored(view, assigned.get(row[1])),
+                    view=view,
                     created_at=row[4],
                 )
             )
@@ -285,7 +295,9 @@ def _unchanged(session: Session, members: Sequence[Member]) -> bool:
             )
         )
     }
-    if any(where.get(m.record_id) != (m.person_id, m.pinned) for m in members):
+    if any(where.get(m.record_id, (None,))[0] != m.person_id for m in members):
+        return False
+    if any(pinned and not m.pinned for m in members if (pinned := where[m.record_id][1])):
         return False
     held = matching_repo.record_ids_of_persons(session, {m.person_id for m in members})
     return sum(len(records) for records in held.values()) == len(members)

@@ -12,7 +12,17 @@ import yaml
 
 from adapters import registry
 from adapters.base import RecordRejected
-from gateway.matching import Band, MatchModel, MatchView, load_model, score, train, view_of
+from gateway.matching import (
+    FIELD_LEVELS,
+    Band,
+    MatchModel,
+    MatchView,
+    load_model,
+    score,
+    train,
+    view_of,
+)
+from gateway.matching.training import smoothed_m
 from gateway.synthetic import GenerateOptions, generate
 
 NOW = datetime(2021, 6, 26, 9, 30, tzinfo=UTC)
@@ -125,7 +135,37 @@ def test_progress_is_reported(records: list[tuple[str, MatchView]]) -> None:
         stages.add(stage)
 
     train([v for _, v in records], base=load_model(), max_pairs=2_000, progress=progress)
-    assert {"u", "candidates", "em"} <= stages
+    assert {"u", "pairs: date of birth", "em: date of birth", "pairs: names", "em: names"} <= stages
+
+
+def test_a_level_no_match_shows_is_smoothed_towards_the_base_model() -> None:
+    base = load_model()
+    labels = FIELD_LEVELS["date_of_birth"]
+    # Every expected match agrees exactly: the other levels keep a little of the base's m.
+    expected = [100.0 if label == "exact" else 0.0 for label in labels]
+
+    m = smoothed_m("date_of_birth", expected, base)
+
+    assert m[labels.index("missing")] is None
+    shares = [value for value in m if value is not None]
+    assert sum(shares) == pytest.approx(1.0)
+    typo = m[labels.index("typo")]
+    assert typo is not None
+    assert 0.0 < typo < base.comparisons["date_of_birth"].level("typo").m  # type: ignore[operator]
+    # With no matches at all, the base model's proportions come back.
+    none = smoothed_m("date_of_birth", [0.0] * len(labels), base)
+    base_m = [base.comparisons["date_of_birth"].level(label).m for label in labels]
+    total = sum(value for value in base_m if value is not None)
+    for got, want in zip(none, base_m, strict=True):
+        if want is not None:
+            assert got == pytest.approx(want / total)
+
+
+def test_the_prior_comes_from_the_data(trained: MatchModel) -> None:
+    # Generated data: about two records per person, so roughly one pair in n/2 matches.
+    assert trained.trained is not None
+    n = trained.trained.records
+    assert 0.2 / n < trained.prior < 5.0 / n
 
 
 def test_too_few_records_to_train() -> None:

@@ -486,17 +486,25 @@ def test_an_update_that_ties_another_person_merges_them(db: Database) -> None:
     assert decisions(db)[-1].method == "merge"
 
 
-def test_an_update_never_splits_and_a_pinned_record_is_not_rematched(db: Database) -> None:
+def test_an_update_that_takes_the_evidence_away_splits_and_a_pinned_record_stays(
+    db: Database,
+) -> None:
     left, right, _bridge = _two_persons_and_a_bridge()
-    push(db, [left, same_person_elsewhere(left)])
+    copy_of_left = same_person_elsewhere(left)
+    push(db, [left, copy_of_left])
     push(db, [right])
     person = person_of(db, "crc-north", ext(left))
-    # Its details change beyond recognition: it stays where it is.
+    # Its details change beyond recognition: it leaves, and the copy keeps the person.
     changed = copy.deepcopy(left)
     changed["person"]["surname"] = "Madeupson"
     changed["person"]["date_of_birth"] = "1999-09-09"
-    push(db, [changed])
-    assert person_of(db, "crc-north", ext(left)) == person
+    result = push(db, [changed])
+    assert person_of(db, "crc-north", ext(copy_of_left)) == person
+    assert person_of(db, "crc-north", ext(left)) != person
+    assert result.results[0].person_id == person_of(db, "crc-north", ext(left))
+    split = [c for c in changes(db) if c.type == "person.split"]
+    assert [c.person_id for c in split] == [person_of(db, "crc-north", ext(left))]
+    assert split[0].snapshot["split_from_person_id"] == str(person)
 
     # A pinned record that comes to carry another person's identifier merges nothing.
     record_id = db.read(
@@ -517,3 +525,60 @@ def test_an_update_never_splits_and_a_pinned_record_is_not_rematched(db: Databas
     pinned["person"]["identifiers"]["pnc"] = left["person"]["identifiers"]["pnc"]
     push(db, [pinned])
     assert person_of(db, "crc-north", ext(right)) != person
+    # A pinned record whose details change beyond recognition stays where a person put it.
+    unrecognisable = copy.deepcopy(pinned)
+    unrecognisable["person"]["surname"] = "Otherwiseson"
+    unrecognisable["person"]["date_of_birth"] = "1998-08-08"
+    before = person_of(db, "crc-north", ext(right))
+    push(db, [unrecognisable])
+    assert person_of(db, "crc-north", ext(right)) == before
+
+
+def test_an_update_that_drops_the_identifier_tying_two_records_splits_them(db: Database) -> None:
+    first = make_case_record()
+    pnc = first["person"]["identifiers"]["pnc"]
+    # Surname and date of birth agree, little else: the shared PNC is what ties them.
+    second = same_person_elsewhere(
+        first,
+        identifiers={"pnc": pnc},
+        forenames=["Quillon"],
+        addresses=[
+            {
+                "status": "MAIN",
+                "lines": ["77 Otherplace Avenue"],
+                "town": "Elsewhere",
+                "postcode": "ZZ9 9ZZ",
+                "no_fixed_abode": False,
+            }
+        ],
+    )
+    push(db, [first])
+    push(db, [second], source="crc-south")
+    person = person_of(db, "crc-north", ext(first))
+    assert person_of(db, "crc-south", ext(second)) == person
+
+    dropped = copy.deepcopy(second)
+    dropped["person"]["identifiers"] = {}
+    result = push(db, [dropped], source="crc-south")
+
+    assert person_of(db, "crc-north", ext(first)) == person
+    moved_to = person_of(db, "crc-south", ext(second))
+    assert moved_to != person
+    assert result.results[0].person_id == moved_to
+    decision = decisions(db)[-1]
+    assert (decision.method, decision.person_id) == ("reevaluated", moved_to)
+    # Sent again unchanged, nothing moves.
+    push(db, [dropped], source="crc-south")
+    assert person_of(db, "crc-south", ext(second)) == moved_to
+
+
+def test_a_new_record_that_bridges_two_persons_merges_them(db: Database) -> None:
+    left, right, bridge = _two_persons_and_a_bridge()
+    push(db, [left])
+    push(db, [right], source="crc-south")
+    assert person_of(db, "crc-north", ext(left)) != person_of(db, "crc-south", ext(right))
+
+    push(db, [bridge], source="crc-east")
+
+    assert person_of(db, "crc-north", ext(left)) == person_of(db, "crc-south", ext(right))
+    assert "person.merged" in [c.type for c in changes(db)]
