@@ -32,6 +32,7 @@ from gateway.matching.views import MatchView
 __all__ = ["MIN_RECORDS", "PASSES", "train"]
 
 MIN_RECORDS: Final = 100
+DIFFERENT: Final = "different"
 MAX_TERM_FREQUENCIES: Final = 20_000
 #: Trained probabilities are kept this far from 0 and 1, so no weight is infinite.
 PROBABILITY_FLOOR: Final = 1e-6
@@ -198,6 +199,19 @@ def smoothed_m(name: str, expected: list[float], base: MatchModel) -> list[float
     ]
 
 
+def _no_closer_level_below_different(levels: list[dict[str, Any]]) -> None:
+    """A level closer than "different" (a date of birth within a year, a street alone) never
+    weighs less than "different" does: where the data are too thin to say so, the estimate is
+    noise, and a near miss is no evidence against a match that a clear miss is not."""
+    different = next((level for level in levels if level["label"] == DIFFERENT), None)
+    if different is None:
+        return
+    floor = different["m"] / different["u"]
+    for level in levels:
+        if "m" in level and level["m"] / level["u"] < floor:
+            level["m"] = _clip(level["u"] * floor)
+
+
 def _term_frequencies(values: list[str]) -> dict[str, float]:
     counts = Counter(values)
     total = sum(counts.values())
@@ -311,6 +325,7 @@ def train(
                 assert m_value is not None  # noqa: S101 (not "missing")
                 u = _clip(max((share_seen - prior * m_value) / (1.0 - prior), 0.5 / compared))
             levels.append({"label": label, "m": m_value, "u": u})
+        _no_closer_level_below_different(levels)
         comparisons[name] = {"levels": levels, "tf_minimum_u": base_field.tf_minimum_u}
 
     term_frequencies = {

@@ -49,7 +49,8 @@ class MatchDecision(Base):
     source_record_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("source_records.id"))
     # automatic | human
     kind: Mapped[str] = mapped_column(String(16))
-    # identifier | probabilistic | merge | new | review_link | review_reject | manual_link | split
+    # identifier | probabilistic | merge | new | rerun | reevaluated (automatic);
+    # review_link | review_reject | manual_link | split (human)
     method: Mapped[str] = mapped_column(String(16))
     # link | possible | new, for automatic decisions
     band: Mapped[str | None] = mapped_column(String(16))
@@ -58,7 +59,7 @@ class MatchDecision(Base):
     candidate_person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     match_weight: Mapped[float | None] = mapped_column(Float)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    # decided | pending | linked | rejected
+    # decided | pending | linked | rejected | superseded
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -590,7 +590,16 @@ def reevaluate(
     `movers` are the records whose change prompted it (see `plan`)."""
     session = work.session
     session.flush()
-    held = matching_repo.record_ids_of_persons(session, person_ids)
+    # A person with one record cannot split; joining persons is the resolver's (it merges).
+    held = {
+        person_id: records
+        for person_id, records in matching_repo.record_ids_of_persons(session, person_ids).items()
+        if len(records) > 1
+    }
+    if not held:
+        return Applied()
+    # One statement locks them all; `work.person` then finds each in hand.
+    work.touched.update(persons_repo.get_many_for_update(session, held))
     persons = {person_id: work.person(person_id) for person_id in held}
     members = load_members(
         session,

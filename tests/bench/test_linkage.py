@@ -100,7 +100,7 @@ def test_blocking_recall_counts_true_pairs_sharing_a_key() -> None:
 def test_blocking_keys_are_the_products_keys_of_a_canonical_person() -> None:
     person = {"forenames": ["mitchell"], "surname": "berry", "date_of_birth": "1940-05-03"}
     typo = {"forenames": ["mitchell"], "surname": "bery", "date_of_birth": "1940-05-03"}
-    other = {"forenames": ["mitchell"], "surname": "berry", "date_of_birth": "1951-11-30"}
+    other = {"forenames": ["nicholas"], "surname": "ryan", "date_of_birth": "1951-11-30"}
 
     keys = linkage.blocking_keys(person)
 

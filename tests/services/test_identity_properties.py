@@ -2,7 +2,8 @@
 
 - an identical re-send never changes a cluster;
 - a human decision survives any later automatic pass;
-- ingesting the same data set in two different orders gives clusterings that agree.
+- ingesting the same data set in two different orders gives clusterings that agree, and after a
+  matcher re-run the very same clusters.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from adapters.base import Adapter, RawRecord
 from gateway.db import Database
 from gateway.matching import evaluation
 from gateway.models import SourceRecord, utcnow
-from gateway.services import ingest, review
+from gateway.services import ingest, reruns, review
 from gateway.services.golden import DEFAULT_POLICY
+from gateway.services.identity import Matcher
 from gateway.services.sources import SourceRegistry
-from gateway.settings import Settings
+from gateway.settings import MatchingSettings, Settings
 from gateway.synthetic import GenerateOptions, generate
 from tests.conftest import empty_all_tables
 
@@ -130,6 +132,36 @@ def test_two_orders_give_clusterings_that_agree(
     assert agreement >= 0.99, f"pairwise agreement {agreement:.5f}"
     for clusters in (first, second):
         assert evaluation.pairwise(clusters, truth).precision >= 0.999
+
+
+@PROPERTY_SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), batch=st.sampled_from([7, 50, 400]))
+def test_after_a_rerun_two_orders_give_the_same_clusters(
+    db: Database, data_set: tuple[list[Item], dict[Any, str]], seed: int, batch: int
+) -> None:
+    items, truth = data_set
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    matcher = Matcher.build(MatchingSettings(), DEFAULT_POLICY)
+    try:
+        ingest_in_batches(db, items, 400)
+        rerun(db, matcher)
+        first = clustering(db)
+        empty_all_tables(db)
+        ingest_in_batches(db, shuffled, batch)
+        rerun(db, matcher)
+        second = clustering(db)
+    finally:
+        empty_all_tables(db)
+
+    assert evaluation.agreement(first, second) == 1.0
+    assert evaluation.pairwise(first, truth).precision >= 0.999
+
+
+def rerun(db: Database, matcher: Matcher) -> None:
+    run = db.write(lambda session: reruns.request_run(session, principal=None, now=utcnow()))
+    db.write(lambda session: reruns.claim_next(session, now=utcnow()))
+    assert reruns.execute(db, matcher, run.id).status == "succeeded"
 
 
 def bridges(db: Database, keys: Sequence[tuple[str, str]]) -> list[Item]:

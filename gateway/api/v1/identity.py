@@ -30,8 +30,8 @@ class MatchDecisionOut(BaseModel):
     source_record_id: uuid.UUID
     kind: str = Field(description="automatic or human")
     method: str = Field(
-        description="identifier, probabilistic, merge or new (automatic); review_link, "
-        "review_reject, manual_link or split (human)"
+        description="identifier, probabilistic, merge, new, rerun or reevaluated (automatic); "
+        "review_link, review_reject, manual_link or split (human)"
     )
     band: str | None = Field(description="link, possible or new, for automatic decisions")
     model_version: str | None = Field(description="The model that decided (automatic only).")
