@@ -95,17 +95,20 @@ async def run_matcher_reruns(database: Database, identities: Matcher, interval: 
     try:
         while True:
             try:
-                run_id = await run_in_threadpool(
+                claim = await run_in_threadpool(
                     lambda: database.write(lambda s: reruns.claim_next(s, now=utcnow()))
                 )
-                if run_id is not None:
-                    log.info("matcher run started", extra={"run_id": str(run_id)})
+                if claim is not None:
+                    log.info("matcher run started", extra={"run_id": str(claim.run_id)})
                     run = await run_in_threadpool(
-                        reruns.execute, database, identities, run_id, should_stop=stopping.is_set
+                        reruns.execute, database, identities, claim, should_stop=stopping.is_set
                     )
                     log.info(
                         "matcher run ended",
-                        extra={"run_id": str(run_id), "status": run.status},
+                        extra={
+                            "run_id": str(claim.run_id),
+                            "status": run.status if run is not None else "taken over",
+                        },
                     )
                     continue
             except SQLAlchemyError:

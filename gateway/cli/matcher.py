@@ -172,16 +172,22 @@ def matcher_rerun() -> None:
     db = database()
     try:
         try:
+            # Claimed for this process as it is queued: no server takes it meanwhile.
             run = db.write(
-                lambda session: reruns.request_run(session, principal=None, now=utcnow())
+                lambda session: reruns.request_run(
+                    session, principal=None, now=utcnow(), start=True
+                )
             )
         except GatewayError as error:
             raise CommandFailed(error.detail, exit_code=2) from None
-        db.write(lambda session: reruns.claim_next(session, now=utcnow()))
+        assert run.claim is not None  # noqa: S101 (request_run with start claims it)
+        claim = reruns.Claim(run_id=run.id, token=run.claim)
         with _progress(console) as advance:
-            finished = reruns.execute(db, matcher, run.id, progress=advance)
+            finished = reruns.execute(db, matcher, claim, progress=advance)
     finally:
         db.dispose()
+    if finished is None:
+        raise CommandFailed(f"run {run.id} was taken over by another process", exit_code=1)
     typer.echo(
         f"run {finished.id} {finished.status} with model {finished.model_version}: "
         f"{finished.records_total} records, {finished.records_moved} moved, "

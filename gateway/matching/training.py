@@ -3,7 +3,8 @@
 * m probabilities: expectation-maximisation in two passes over record pairs blocked on one thing
   each. In the date-of-birth pass (pairs born the same day) every field but the date of birth is
   estimated; in the names pass (pairs whose forename and surname codes agree, either way round)
-  every field but the names. A field's m is the mean of the passes that estimated it. Within a
+  every field but the names. A field's m pools the expected matches of the passes that estimated
+  it. Within a
   pass non-matches agree far more often than at random, so each pass fits its own in-block
   non-match distribution; only its m is kept. A level's m is smoothed towards the base model's by
   a few pseudo-pairs, so a level the data barely shows is neither driven to zero nor trusted.
@@ -16,7 +17,9 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import json
 import random
 from collections import Counter, defaultdict
@@ -95,27 +98,37 @@ PASSES: Final[tuple[Pass, ...]] = (
 )
 
 
-def _pass_pairs(
+def pass_pairs(
     views: Sequence[MatchView], blocking: Pass, limit: int, rng: random.Random
 ) -> tuple[list[tuple[int, int]], int]:
-    """Pairs sharing the pass's key (blocks over `MAX_BLOCK` skipped), sampled down to `limit`;
-    and how many there were before sampling."""
+    """Pairs sharing the pass's key (blocks over `MAX_BLOCK`, placeholder-like values, are
+    skipped), about `limit` of them drawn at random when there are more; and how many there
+    are in all."""
     blocks: defaultdict[str, list[int]] = defaultdict(list)
     for index, view in enumerate(views):
         key = blocking.key(view)
         if key:
             blocks[key].append(index)
-    pairs: list[tuple[int, int]] = []
-    for members in blocks.values():
-        if len(members) > MAX_BLOCK:
-            continue
-        for position, i in enumerate(members):
-            pairs.extend((i, j) for j in members[position + 1 :])
-    total = len(pairs)
-    pairs.sort()
-    if total > limit:
-        pairs = sorted(rng.sample(pairs, limit))
-    return pairs, total
+    kept = [members for members in blocks.values() if 1 < len(members) <= MAX_BLOCK]
+    sizes = [len(members) * (len(members) - 1) // 2 for members in kept]
+    total = sum(sizes)
+    if total <= limit:
+        pairs = [
+            (i, j)
+            for members in kept
+            for position, i in enumerate(members)
+            for j in members[position + 1 :]
+        ]
+        return sorted(pairs), total
+    # Too many to list (a million records make tens of millions): draw pairs straight from the
+    # blocks, each block as often as it has pairs, without building them all.
+    ends = list(itertools.accumulate(sizes))
+    drawn: set[tuple[int, int]] = set()
+    for _ in range(limit):
+        members = kept[bisect.bisect_right(ends, rng.randrange(total))]
+        i, j = rng.sample(members, 2)
+        drawn.add((min(i, j), max(i, j)))
+    return sorted(drawn), total
 
 
 def _em(
@@ -258,7 +271,7 @@ def train(
     converged = True
     dob_pass: tuple[float, int, int] | None = None
     for number, blocking in enumerate(PASSES):
-        pairs, total = _pass_pairs(views, blocking, max_pairs, rng)
+        pairs, total = pass_pairs(views, blocking, max_pairs, rng)
         if progress is not None:
             progress(f"pairs: {blocking.name}", number + 1, len(PASSES))
         candidate_pairs += len(pairs)

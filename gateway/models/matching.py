@@ -118,11 +118,18 @@ class MatcherRun(Base):
     """One re-run of the matcher over every stored record, with its progress and outcome."""
 
     __tablename__ = "matcher_runs"
-    __table_args__ = (Index("ix_matcher_runs_status", "status"),)
+    __table_args__ = (
+        Index("ix_matcher_runs_status", "status"),
+        Index("ux_matcher_runs_slot", "slot", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     # queued | running | succeeded | failed
     status: Mapped[str] = mapped_column(String(16))
+    # "active" while queued or running, else NULL: the unique index allows one such run.
+    slot: Mapped[str | None] = mapped_column(String(8))
+    # Set anew by each claim; a process whose claim was taken over stops at its next write.
+    claim: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     model_version: Mapped[str | None] = mapped_column(String(64))
     records_total: Mapped[int] = mapped_column(BigInteger, default=0)
     records_done: Mapped[int] = mapped_column(BigInteger, default=0)

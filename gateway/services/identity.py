@@ -89,6 +89,13 @@ def default_matcher() -> Matcher:
     return Matcher.build(MatchingSettings(), DEFAULT_POLICY)
 
 
+def key_stripes(views: Iterable[MatchView]) -> list[int]:
+    """The advisory-lock stripes these records' keys hash into, sorted (the order to take them)."""
+    return sorted(
+        {zlib.crc32(key.encode()) % KEY_LOCK_STRIPES for view in views for key in match_keys(view)}
+    )
+
+
 @dataclass(slots=True)
 class _Known:
     """A source record the resolver can compare against: its view and its person."""
@@ -176,12 +183,7 @@ class BatchResolver:
         Without this, two transactions holding copies of one person would each miss the other's
         uncommitted record and make two persons. SQLite already runs one writer at a time.
         """
-        stripes = {
-            zlib.crc32(key.encode()) % KEY_LOCK_STRIPES
-            for view in views
-            for key in match_keys(view)
-        }
-        matching_repo.lock_key_stripes(self.session, sorted(stripes))
+        matching_repo.lock_key_stripes(self.session, key_stripes(views))
 
     def prefetch(self, views: Sequence[MatchView]) -> None:
         """Fetch every stored record sharing a key with any of these, and lock their persons."""

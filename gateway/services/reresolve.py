@@ -60,6 +60,9 @@ __all__ = [
     "settle_reviews",
 ]
 
+#: A person with more records than this is not re-clustered inside a push (its pairs would grow
+#: with the square of its records); a re-run takes care of it.
+MAX_REEVALUATED_RECORDS: Final = 50
 #: Status of a pending review item that new evidence answered (the record and the candidate
 #: are now one person, or the model no longer thinks they might be).
 SETTLED: Final = "superseded"
@@ -72,7 +75,7 @@ class Member:
     record_id: uuid.UUID
     person_id: uuid.UUID
     pinned: bool
-    """A person put it there, or it holds the identifier the central system gave its person:
+    """A person put it there, or its person holds an identifier the central system assigned:
     either way the model does not move it."""
     view: MatchView
     created_at: datetime
@@ -225,7 +228,9 @@ def cluster(
         refusal = state.refusal(a, b)
         if refusal is None:
             state.join(a, b)
-        elif refusal == "conflict":
+        elif refusal in ("conflict", "pinned"):
+            # Kept apart by an identifier or by people's decisions, but the model would link
+            # them: a person should look (pairs a person said differ are dropped below).
             considered.append(edge)
     roots: dict[int, list[int]] = defaultdict(list)
     for index in range(len(members)):
@@ -535,14 +540,6 @@ def settle_reviews(
     return closed, len(rows)
 
 
-def anchored(view: MatchView, assigned: Mapping[str, Any] | None) -> bool:
-    """Whether a record holds an identifier the central system assigned its person."""
-    return any(
-        view.identifiers.get(kind) == (value or {}).get("value")
-        for kind, value in (assigned or {}).items()
-    )
-
-
 def load_members(
     session: Session,
     record_ids: Iterable[uuid.UUID],
@@ -562,17 +559,16 @@ def load_members(
                 SourceRecord.created_at,
             ).where(SourceRecord.id.in_(ids[start : start + 500]))
         )
-        for row in rows:
-            view = view_of(row[3])
-            members.append(
-                Member(
-                    record_id=row[0],
-                    person_id=row[1],
-                    pinned=row[2] or anchored(view, assigned.get(row[1])),
-                    view=view,
-                    created_at=row[4],
-                )
+        members.extend(
+            Member(
+                record_id=row[0],
+                person_id=row[1],
+                pinned=row[2] or bool(assigned.get(row[1])),
+                view=view_of(row[3]),
+                created_at=row[4],
             )
+            for row in rows
+        )
     members.sort(key=lambda member: member.record_id)
     return members
 
@@ -594,7 +590,7 @@ def reevaluate(
     held = {
         person_id: records
         for person_id, records in matching_repo.record_ids_of_persons(session, person_ids).items()
-        if len(records) > 1
+        if 1 < len(records) <= MAX_REEVALUATED_RECORDS
     }
     if not held:
         return Applied()
@@ -614,5 +610,8 @@ def reevaluate(
     chosen = plan(members, result.clusters, age=ages.__getitem__, movers=movers)
     if not chosen.changes_anything:
         return Applied()
-    applied, _final = apply_plan(work, members, result, chosen, model=model, method=method)
+    applied, final = apply_plan(work, members, result, chosen, model=model, method=method)
+    applied.reviews_closed, applied.reviews_opened = settle_reviews(
+        session, members, result, final, model=model, now=work.now
+    )
     return applied

@@ -27,9 +27,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
@@ -37,14 +38,17 @@ from gateway.errors import Conflict, NotFound
 from gateway.matching import MatchModel, view_of
 from gateway.models import MatchDecision, MatcherRun, MatchExclusion, Person, SourceRecord, utcnow
 from gateway.repositories import matching as matching_repo
+from gateway.repositories import persons as persons_repo
+from gateway.repositories import source_records as source_records_repo
 from gateway.services import audit
 from gateway.services.clients import Principal
-from gateway.services.identity import Matcher
+from gateway.services.identity import Matcher, key_stripes
 from gateway.services.reresolve import (
     Applied,
     ClusterResult,
+    Edge,
     Member,
-    anchored,
+    Plan,
     apply_plan,
     cluster,
     plan,
@@ -56,6 +60,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "Claim",
+    "RunTakenOver",
     "claim_next",
     "execute",
     "get_run",
@@ -66,14 +72,31 @@ __all__ = [
 RECORDS_PER_TRANSACTION: Final = 1000
 #: A running run whose process has not reported for this long is taken to have died.
 STALE_AFTER: Final = timedelta(minutes=5)
+#: How often a running run reports that its process is alive (well inside `STALE_AFTER`).
+HEARTBEAT_EVERY: Final = timedelta(seconds=30)
 ACTIVE_STATUSES: Final = ("queued", "running")
+ACTIVE_SLOT: Final = "active"
 _READ_BATCH: Final = 2000
+_IN_CHUNK: Final = 500
 
 Progress = Callable[[str, int, int], None]
 
 
-def request_run(session: Session, *, principal: Principal | None, now: datetime) -> MatcherRun:
-    """Queue a run; Conflict while another is queued or running (one at a time)."""
+class RunTakenOver(RuntimeError):
+    """Another process claimed this run (this one was taken for dead): stop without writing."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: uuid.UUID
+    token: uuid.UUID
+
+
+def request_run(
+    session: Session, *, principal: Principal | None, now: datetime, start: bool = False
+) -> MatcherRun:
+    """Queue a run (or, with `start`, claim it at once for the caller); Conflict while another
+    is queued or running (one at a time)."""
     busy = session.scalar(
         select(MatcherRun).where(MatcherRun.status.in_(ACTIVE_STATUSES)).with_for_update()
     )
@@ -81,9 +104,14 @@ def request_run(session: Session, *, principal: Principal | None, now: datetime)
         raise Conflict(f"matcher run {busy.id} is {busy.status}; wait for it to finish")
     if busy is not None:
         _fail(busy, now, "its process stopped reporting; superseded by a new run")
+        session.flush()
     run = MatcherRun(
         id=uuid.uuid4(),
-        status="queued",
+        status="running" if start else "queued",
+        slot=ACTIVE_SLOT,
+        claim=uuid.uuid4() if start else None,
+        started_at=now if start else None,
+        heartbeat_at=now if start else None,
         records_total=0,
         records_done=0,
         groups_changed=0,
@@ -96,7 +124,12 @@ def request_run(session: Session, *, principal: Principal | None, now: datetime)
         created_at=now,
     )
     session.add(run)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # Another request queued one between our look and our insert (the slot is unique).
+        raise Conflict("another matcher run was just queued; wait for it to finish") from None
     audit.record(
         session,
         principal=principal,
@@ -131,32 +164,59 @@ def _stale(run: MatcherRun, now: datetime) -> bool:
 
 def _fail(run: MatcherRun, now: datetime, why: str) -> None:
     run.status = "failed"
+    run.slot = None
+    run.claim = None
     run.finished_at = now
     run.failure = why[:500]
 
 
-def claim_next(session: Session, *, now: datetime) -> uuid.UUID | None:
-    """Take a queued run (or one whose process died) for this process; its id, or None."""
+def claim_next(session: Session, *, now: datetime) -> Claim | None:
+    """Take a queued run (or one whose process died) for this process; None if there is none.
+    The run starts over: its counters go back to zero."""
     candidates = session.scalars(
         select(MatcherRun.id)
         .where(MatcherRun.status.in_(ACTIVE_STATUSES))
         .order_by(MatcherRun.created_at)
     ).all()
     for run_id in candidates:
+        token = uuid.uuid4()
         claimed = session.execute(
             update(MatcherRun)
             .where(
                 MatcherRun.id == run_id,
+                MatcherRun.status.in_(ACTIVE_STATUSES),
                 or_(
                     MatcherRun.status == "queued",
                     MatcherRun.heartbeat_at < now - STALE_AFTER,
                 ),
             )
-            .values(status="running", started_at=now, heartbeat_at=now)
+            .values(
+                status="running",
+                claim=token,
+                started_at=now,
+                heartbeat_at=now,
+                records_total=0,
+                records_done=0,
+                groups_changed=0,
+                records_moved=0,
+                persons_merged=0,
+                persons_split=0,
+                reviews_closed=0,
+                reviews_opened=0,
+            )
+            .execution_options(synchronize_session=False)
         )
         if getattr(claimed, "rowcount", 0) == 1:
-            return run_id
+            return Claim(run_id=run_id, token=token)
     return None
+
+
+def _held(session: Session, claim: Claim) -> MatcherRun:
+    """The run, still this process's; RunTakenOver if another process claimed it since."""
+    run = session.get(MatcherRun, claim.run_id, with_for_update=True)
+    if run is None or run.claim != claim.token or run.status != "running":
+        raise RunTakenOver(str(claim.run_id))
+    return run
 
 
 # ------------------------------------------------------------------------------------------------
@@ -169,11 +229,16 @@ class _Snapshot:
     members: list[Member]
     result: ClusterResult
     ages: dict[uuid.UUID, tuple[datetime, uuid.UUID]]
+    versions: dict[uuid.UUID, int]
+    exclusions: set[tuple[uuid.UUID, uuid.UUID]]
+    assigned: dict[uuid.UUID, Any]
 
 
-def _read_members(db: Database, progress: Progress | None) -> list[Member]:
-    def read(session: Session) -> list[Member]:
-        total = session.query(SourceRecord.id).count()
+def _read_members(
+    db: Database, progress: Progress | None
+) -> tuple[list[Member], dict[uuid.UUID, int], dict[uuid.UUID, Any]]:
+    def read(session: Session) -> tuple[list[Member], dict[uuid.UUID, int], dict[uuid.UUID, Any]]:
+        total = session.scalar(select(func.count()).select_from(SourceRecord)) or 0
         assigned = {
             row[0]: row[1]
             for row in session.execute(
@@ -181,6 +246,7 @@ def _read_members(db: Database, progress: Progress | None) -> list[Member]:
                     Person.assigned_identifiers.is_not(None)
                 )
             )
+            if row[1]
         }
         statement = select(
             SourceRecord.id,
@@ -188,24 +254,26 @@ def _read_members(db: Database, progress: Progress | None) -> list[Member]:
             SourceRecord.pinned,
             SourceRecord.canonical["person"],
             SourceRecord.created_at,
+            SourceRecord.version,
         ).order_by(SourceRecord.id)
         members = []
+        versions: dict[uuid.UUID, int] = {}
         for row in session.execute(statement.execution_options(yield_per=_READ_BATCH)):
-            view = view_of(row[3])
             members.append(
                 Member(
                     record_id=row[0],
                     person_id=row[1],
-                    pinned=row[2] or anchored(view, assigned.get(row[1])),
-                    view=view,
+                    pinned=row[2] or row[1] in assigned,
+                    view=view_of(row[3]),
                     created_at=row[4],
                 )
             )
+            versions[row[0]] = row[5]
             if progress is not None and len(members) % _READ_BATCH == 0:
                 progress("reading records", len(members), total)
         if progress is not None:
             progress("reading records", len(members), len(members))
-        return members
+        return members, versions, assigned
 
     return db.read(read)
 
@@ -237,12 +305,12 @@ def _groups(members: Sequence[Member], result: ClusterResult) -> list[list[int]]
 def _snapshot(
     db: Database, matcher: Matcher, model: MatchModel, progress: Progress | None
 ) -> _Snapshot:
-    members = _read_members(db, progress)
+    members, versions, assigned = _read_members(db, progress)
     exclusions = db.read(
-        lambda session: [
+        lambda session: {
             (row[0], row[1])
             for row in session.execute(select(MatchExclusion.record_a, MatchExclusion.record_b))
-        ]
+        }
     )
     ages = db.read(
         lambda session: {
@@ -259,7 +327,14 @@ def _snapshot(
         max_key_records=matcher.max_key_records,
         progress=(lambda done, total: progress("scoring pairs", done, total)) if progress else None,
     )
-    return _Snapshot(members=members, result=result, ages=ages)
+    return _Snapshot(
+        members=members,
+        result=result,
+        ages=ages,
+        versions=versions,
+        exclusions=exclusions,
+        assigned=assigned,
+    )
 
 
 def _sub(
@@ -283,24 +358,45 @@ def _sub(
     return members, ClusterResult(clusters=clusters, cluster_of=cluster_of), numbers
 
 
-def _unchanged(session: Session, members: Sequence[Member]) -> bool:
-    """The records still belong where the snapshot saw them, and their persons hold no others."""
+def _unchanged(session: Session, snapshot: _Snapshot, members: Sequence[Member]) -> bool:
+    """Nothing the group's clusters rest on changed since the snapshot: each record's person,
+    pin and version, the persons' other records and assigned identifiers, and the "not the same
+    person" pairs among the records."""
     ids = [member.record_id for member in members]
     where = {
-        row[0]: (row[1], row[2])
-        for start in range(0, len(ids), 500)
+        row[0]: (row[1], row[2], row[3])
+        for start in range(0, len(ids), _IN_CHUNK)
         for row in session.execute(
-            select(SourceRecord.id, SourceRecord.person_id, SourceRecord.pinned).where(
-                SourceRecord.id.in_(ids[start : start + 500])
-            )
+            select(
+                SourceRecord.id, SourceRecord.person_id, SourceRecord.pinned, SourceRecord.version
+            ).where(SourceRecord.id.in_(ids[start : start + _IN_CHUNK]))
         )
     }
-    if any(where.get(m.record_id, (None,))[0] != m.person_id for m in members):
+    persons = {member.person_id for member in members}
+    assigned = {
+        row[0]: row[1]
+        for row in session.execute(
+            select(Person.id, Person.assigned_identifiers).where(Person.id.in_(sorted(persons)))
+        )
+        if row[1]
+    }
+    for member in members:
+        found = where.get(member.record_id)
+        if found is None:
+            return False
+        person_id, pinned, version = found
+        if person_id != member.person_id or version != snapshot.versions[member.record_id]:
+            return False
+        if (pinned or person_id in assigned) != member.pinned:
+            return False
+    if assigned != {p: snapshot.assigned[p] for p in persons if p in snapshot.assigned}:
         return False
-    if any(pinned and not m.pinned for m in members if (pinned := where[m.record_id][1])):
+    held = matching_repo.record_ids_of_persons(session, persons)
+    if sum(len(records) for records in held.values()) != len(members):
         return False
-    held = matching_repo.record_ids_of_persons(session, {m.person_id for m in members})
-    return sum(len(records) for records in held.values()) == len(members)
+    inside = set(ids)
+    before = {pair for pair in snapshot.exclusions if pair[0] in inside and pair[1] in inside}
+    return matching_repo.exclusions_among(session, ids) == before
 
 
 def _batches(groups: Sequence[list[int]]) -> Iterator[list[list[int]]]:
@@ -316,16 +412,43 @@ def _batches(groups: Sequence[list[int]]) -> Iterator[list[list[int]]]:
         yield batch
 
 
+class _Heartbeat:
+    """Reports progress to the caller, and to the run's row now and then (and so notices, at
+    the latest then, that another process took the run over)."""
+
+    def __init__(
+        self,
+        db: Database,
+        claim: Claim,
+        progress: Progress | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db, self.claim, self.progress, self.clock = db, claim, progress, clock
+        self.last = clock()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+        now = self.clock()
+        if now - self.last >= HEARTBEAT_EVERY:
+            self.last = now
+            self.db.write(self._beat)
+
+    def _beat(self, session: Session) -> None:
+        _held(session, self.claim).heartbeat_at = self.clock()
+
+
 def execute(
     db: Database,
     matcher: Matcher,
-    run_id: uuid.UUID,
+    claim: Claim,
     *,
     progress: Progress | None = None,
     clock: Callable[[], datetime] = utcnow,
     should_stop: Callable[[], bool] | None = None,
-) -> MatcherRun:
-    """Carry out a claimed run to the end (see the module docstring); the finished row.
+) -> MatcherRun | None:
+    """Carry out a claimed run to the end (see the module docstring); the finished row, or None
+    when another process took the run over (this one then stops without writing more).
 
     When `should_stop` says so between transactions (the process is shutting down), the run is
     queued again as it stands and returned: the next process to claim it starts it over.
@@ -333,18 +456,19 @@ def execute(
     model = db.read(lambda session: matcher.for_session(session).model)
 
     def started(session: Session) -> None:
-        run = get_run(session, run_id)
+        run = _held(session, claim)
         run.model_version = model.version
         run.heartbeat_at = clock()
 
-    db.write(started)
+    beat = _Heartbeat(db, claim, progress, clock)
     try:
-        snapshot = _snapshot(db, matcher, model, progress)
+        db.write(started)
+        snapshot = _snapshot(db, matcher, model, beat)
         groups = _groups(snapshot.members, snapshot.result)
         total = len(snapshot.members)
 
         def sized(session: Session) -> None:
-            run = get_run(session, run_id)
+            run = _held(session, claim)
             run.records_total = total
             run.heartbeat_at = clock()
 
@@ -353,10 +477,10 @@ def execute(
         done = 0
         for batch in _batches(groups):
             if should_stop is not None and should_stop():
-                return db.write(lambda session: _requeue(session, run_id))
+                return db.write(lambda session: _requeue(session, claim))
             outcome = db.write(
                 lambda session, batch=batch: _apply_batch(  # type: ignore[misc]
-                    session, snapshot, batch, matcher, model, run_id, clock()
+                    session, snapshot, batch, matcher, model, claim, clock()
                 )
             )
             person_of_cluster.update(outcome)
@@ -366,8 +490,10 @@ def execute(
         closed, opened = _settle_all_reviews(db, snapshot, person_of_cluster, model, clock)
 
         def finished(session: Session) -> MatcherRun:
-            run = get_run(session, run_id)
+            run = _held(session, claim)
             run.status = "succeeded"
+            run.slot = None
+            run.claim = None
             run.records_done = total
             run.reviews_closed += closed
             run.reviews_opened += opened
@@ -376,22 +502,27 @@ def execute(
             return run
 
         return db.write(finished)
-    except Exception as error:
-        log.exception("matcher run failed", extra={"run_id": str(run_id)})
-        why = f"{type(error).__name__}: the run stopped; see the server log"
+    except RunTakenOver:
+        log.warning(
+            "matcher run taken over by another process", extra={"run_id": str(claim.run_id)}
+        )
+        return None
+    except Exception:
+        log.exception("matcher run failed", extra={"run_id": str(claim.run_id)})
 
-        def failed(session: Session) -> MatcherRun:
-            run = get_run(session, run_id)
-            _fail(run, clock(), why)
-            return run
+        def failed(session: Session) -> None:
+            run = session.get(MatcherRun, claim.run_id, with_for_update=True)
+            if run is not None and run.claim == claim.token:
+                _fail(run, clock(), "the run stopped on an error; see the server log")
 
         db.write(failed)
         raise
 
 
-def _requeue(session: Session, run_id: uuid.UUID) -> MatcherRun:
-    run = get_run(session, run_id)
+def _requeue(session: Session, claim: Claim) -> MatcherRun:
+    run = _held(session, claim)
     run.status = "queued"
+    run.claim = None
     return run
 
 
@@ -401,27 +532,35 @@ def _apply_batch(
     batch: Sequence[Sequence[int]],
     matcher: Matcher,
     model: MatchModel,
-    run_id: uuid.UUID,
+    claim: Claim,
     now: datetime,
 ) -> dict[int, uuid.UUID]:
     """Apply one transaction's groups; the person each (global) cluster now is."""
+    run = _held(session, claim)
     work = PersonWork(session=session, policy=matcher.policy, now=now, touched={}, events=[])
     person_of_cluster: dict[int, uuid.UUID] = {}
     applied = Applied()
     changed_groups = 0
+    pending: list[tuple[list[Member], ClusterResult, dict[int, int], Plan]] = []
     for indexes in batch:
         members, result, numbers = _sub(snapshot, indexes)
         chosen = plan(members, result.clusters, age=lambda p: snapshot.ages.get(p, (now, p)))
-        if not chosen.changes_anything:
-            for number, local in numbers.items():
-                target = chosen.target[local]
-                if target is not None:
-                    person_of_cluster[number] = target
+        if chosen.changes_anything:
+            pending.append((members, result, numbers, chosen))
             continue
-        # Lock the persons first, then check nothing moved since the snapshot.
-        for person_id in sorted({m.person_id for m in members}):
-            work.person(person_id)
-        if not _unchanged(session, members):
+        for number, local in numbers.items():
+            target = chosen.target[local]
+            if target is not None:
+                person_of_cluster[number] = target
+    if pending:
+        # Ingest's order: the key stripes first, then the persons (one sorted statement).
+        everyone = [member for members, *_rest in pending for member in members]
+        matching_repo.lock_key_stripes(session, key_stripes(m.view for m in everyone))
+        work.touched.update(
+            persons_repo.get_many_for_update(session, {m.person_id for m in everyone})
+        )
+    for members, result, numbers, chosen in pending:
+        if not _unchanged(session, snapshot, members):
             continue
         changed_groups += 1
         done, final = apply_plan(work, members, result, chosen, model=model, method="rerun")
@@ -429,7 +568,6 @@ def _apply_batch(
         for number, local in numbers.items():
             person_of_cluster[number] = final[local]
     work.finish()
-    run = get_run(session, run_id)
     run.records_done += sum(len(group) for group in batch)
     run.groups_changed += changed_groups
     run.records_moved += applied.records_moved
@@ -446,35 +584,41 @@ def _settle_all_reviews(
     model: MatchModel,
     clock: Callable[[], datetime],
 ) -> tuple[int, int]:
-    """Close answered review items and open needed ones, over every cluster the run placed."""
-    placed = [
-        index
-        for index in range(len(snapshot.members))
-        if snapshot.result.cluster_of[index] in person_of_cluster
-    ]
-    members = [snapshot.members[i] for i in placed]
-    local_of = {global_index: local for local, global_index in enumerate(placed)}
-    review = {
-        key: type(edge)(local_of[edge.left], local_of[edge.right], edge.pair)
-        for key, edge in snapshot.result.review.items()
-        if edge.left in local_of and edge.right in local_of
-    }
-    numbers = sorted(person_of_cluster)
-    renumber = {number: local for local, number in enumerate(numbers)}
-    result = ClusterResult(
-        clusters=[],
-        cluster_of=[renumber[snapshot.result.cluster_of[i]] for i in placed],
-        review={
-            (renumber[a], renumber[b]): edge
-            for (a, b), edge in review.items()
-            if a in renumber and b in renumber
-        },
-    )
-    persons = [person_of_cluster[number] for number in numbers]
-
-    placed_ids = {member.record_id for member in members}
+    """Close answered review items and open needed ones, over every cluster the run placed
+    whose records are still where the run left them."""
 
     def settle(session: Session) -> tuple[int, int]:
+        placed = [
+            index
+            for index in range(len(snapshot.members))
+            if snapshot.result.cluster_of[index] in person_of_cluster
+        ]
+        ids = [snapshot.members[i].record_id for i in placed]
+        now_under = source_records_repo.person_ids_of(session, ids)
+        moved_since = {
+            snapshot.result.cluster_of[i]
+            for i in placed
+            if now_under.get(snapshot.members[i].record_id)
+            != person_of_cluster[snapshot.result.cluster_of[i]]
+        }
+        placed = [i for i in placed if snapshot.result.cluster_of[i] not in moved_since]
+        members = [snapshot.members[i] for i in placed]
+        local_of = {global_index: local for local, global_index in enumerate(placed)}
+        numbers = sorted({snapshot.result.cluster_of[i] for i in placed})
+        renumber = {number: local for local, number in enumerate(numbers)}
+        result = ClusterResult(
+            clusters=[],
+            cluster_of=[renumber[snapshot.result.cluster_of[i]] for i in placed],
+            review={
+                (renumber[a], renumber[b]): Edge(
+                    local_of[edge.left], local_of[edge.right], edge.pair
+                )
+                for (a, b), edge in snapshot.result.review.items()
+                if a in renumber and b in renumber
+            },
+        )
+        persons = [person_of_cluster[number] for number in numbers]
+        placed_ids = {member.record_id for member in members}
         pending = [
             decision
             for decision in session.scalars(

@@ -121,3 +121,21 @@ async def test_one_rerun_at_a_time(client: httpx.AsyncClient, make_key: KeyMaker
     second = await client.post("/v1/matcher/reruns", headers=bearer(admin))
 
     assert_problem(second, 409)
+
+
+async def test_status_and_explain_name_the_active_model(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    admin = make_key(Role.ADMIN)
+    document = strict_model()
+    await client.post("/v1/matcher/models", json=document, headers=bearer(admin))
+    await client.post(f"/v1/matcher/models/{document['version']}/activate", headers=bearer(admin))
+
+    status = (await client.get("/v1/status", headers=bearer(admin))).json()
+    person = make_case_record()["person"]
+    explained = await client.post(
+        "/v1/match/explain", json={"left": person, "right": person}, headers=bearer(admin)
+    )
+
+    assert status["identity"]["model_version"] == document["version"]
+    assert explained.json()["model_version"] == document["version"]

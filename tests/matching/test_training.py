@@ -22,7 +22,7 @@ from gateway.matching import (
     train,
     view_of,
 )
-from gateway.matching.training import smoothed_m
+from gateway.matching.training import PASSES, pass_pairs, smoothed_m
 from gateway.synthetic import GenerateOptions, generate
 
 NOW = datetime(2021, 6, 26, 9, 30, tzinfo=UTC)
@@ -172,3 +172,20 @@ def test_too_few_records_to_train() -> None:
     view = view_of({"surname": "Quillfeather"})
     with pytest.raises(ValueError, match="at least 100 records, got 99"):
         train([view] * 99, base=load_model())
+
+
+def test_a_pass_with_more_pairs_than_asked_for_draws_them_from_its_blocks() -> None:
+    views = [
+        view_of({"surname": f"Name{i % 7}", "date_of_birth": "1980-01-0" + str(1 + i % 3)})
+        for i in range(300)
+    ]
+    dob_pass = PASSES[0]
+    rng = random.Random(1)
+
+    everything, total = pass_pairs(views, dob_pass, 10**9, rng)
+    drawn, same_total = pass_pairs(views, dob_pass, 500, rng)
+
+    assert total == same_total == 3 * (100 * 99 // 2)
+    assert len(everything) == total
+    assert 0 < len(drawn) <= 500
+    assert set(drawn) <= set(everything)

@@ -160,8 +160,12 @@ def test_after_a_rerun_two_orders_give_the_same_clusters(
 
 def rerun(db: Database, matcher: Matcher) -> None:
     run = db.write(lambda session: reruns.request_run(session, principal=None, now=utcnow()))
-    db.write(lambda session: reruns.claim_next(session, now=utcnow()))
-    assert reruns.execute(db, matcher, run.id).status == "succeeded"
+    claimed = db.write(lambda session: reruns.claim_next(session, now=utcnow()))
+    assert claimed is not None
+    assert claimed.run_id == run.id
+    finished = reruns.execute(db, matcher, claimed)
+    assert finished is not None
+    assert finished.status == "succeeded"
 
 
 def bridges(db: Database, keys: Sequence[tuple[str, str]]) -> list[Item]:

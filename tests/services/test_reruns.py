@@ -12,11 +12,12 @@ from gateway.db import Database
 from gateway.errors import Conflict
 from gateway.matching import Bands, MatchModel, load_model
 from gateway.models import Change, MatchDecision, MatcherRun, Person, SourceRecord, utcnow
-from gateway.services import match_models, reruns, review
+from gateway.repositories import matching as matching_repo
+from gateway.services import match_models, reruns, review, writeback
 from gateway.services.golden import DEFAULT_POLICY
 from gateway.services.identity import Matcher
 from gateway.settings import MatchingSettings
-from tests.builders import another_record_of, ingest_records, make_case_record
+from tests.builders import another_record_of, ingest_records, make_case_record, random_crn
 
 BASE = load_model()
 
@@ -48,8 +49,11 @@ def activate(db: Database, model: MatchModel) -> None:
 def rerun(db: Database, with_matcher: Matcher | None = None) -> MatcherRun:
     run = db.write(lambda session: reruns.request_run(session, principal=None, now=utcnow()))
     claimed = db.write(lambda session: reruns.claim_next(session, now=utcnow()))
-    assert claimed == run.id
-    return reruns.execute(db, with_matcher or matcher(), run.id)
+    assert claimed is not None
+    assert claimed.run_id == run.id
+    finished = reruns.execute(db, with_matcher or matcher(), claimed)
+    assert finished is not None
+    return finished
 
 
 def person_of(db: Database, record: dict[str, Any]) -> uuid.UUID:
@@ -239,3 +243,107 @@ def test_only_one_model_is_active(db: Database) -> None:
     rows = db.read(lambda s: match_models.list_models(s))
 
     assert [row.version for row in rows if row.active] == [LENIENT.version]
+
+
+def test_a_person_the_central_system_gave_a_crn_keeps_its_records(db: Database) -> None:
+    first = make_case_record()
+    second = another_record_of(first)
+    ingest_records(db, [first, second], matcher=matcher())
+    person = person_of(db, first)
+    db.write(
+        lambda s: writeback.assign_crn(
+            s, person, crn=random_crn(), policy=DEFAULT_POLICY, now=utcnow()
+        )
+    )
+    activate(db, STRICT)
+
+    run = rerun(db)
+
+    assert run.records_moved == 0
+    assert person_of(db, second) == person
+
+
+def test_persons_people_decided_on_that_the_model_would_join_go_to_review(db: Database) -> None:
+    first = make_case_record()
+    second = another_record_of(first)
+    activate(db, STRICT)
+    ingest_records(db, [first], matcher=matcher())
+    ingest_records(db, [second], matcher=matcher())
+    pending = db.read(
+        lambda s: s.scalars(select(MatchDecision).where(MatchDecision.status == "pending")).all()
+    )
+    assert len(pending) == 1
+    # A person decides each record is right where it is (pinned apart, no exclusion).
+    for record in (first, second):
+        record_id = record_id_of(db, record)
+        db.write(
+            lambda s, record_id=record_id, record=record: review.link_record(
+                s,
+                person_of(db, record),
+                source_record_id=record_id,
+                note=None,
+                principal=None,
+                policy=DEFAULT_POLICY,
+                now=utcnow(),
+            )
+        )
+    activate(db, BASE.model_copy(update={"version": "default-pinned"}))
+
+    run = rerun(db)
+
+    assert run.records_moved == 0
+    assert person_of(db, first) != person_of(db, second)
+    still = db.read(
+        lambda s: s.scalars(select(MatchDecision).where(MatchDecision.status == "pending")).all()
+    )
+    assert len(still) == 1
+
+
+def test_a_run_another_process_took_over_stops_without_writing(db: Database) -> None:
+    ingest_records(db, [make_case_record()], matcher=matcher())
+    run = db.write(lambda session: reruns.request_run(session, principal=None, now=utcnow()))
+    first = db.write(lambda session: reruns.claim_next(session, now=utcnow()))
+    assert first is not None
+    # The first process is taken for dead: a later claim takes the run over.
+    later = utcnow() + reruns.STALE_AFTER * 2
+    second = db.write(lambda session: reruns.claim_next(session, now=later))
+    assert second is not None
+    assert second.run_id == run.id
+
+    assert reruns.execute(db, matcher(), first) is None
+    finished = reruns.execute(db, matcher(), second)
+    assert finished is not None
+    assert finished.status == "succeeded"
+
+
+def test_a_group_is_left_alone_when_a_person_decided_on_it_after_the_run_read_it(
+    db: Database,
+) -> None:
+    first = make_case_record()
+    second = another_record_of(first)
+    ingest_records(db, [first, second], matcher=matcher())
+    snapshot = reruns._snapshot(db, matcher(), BASE, None)
+    members = snapshot.members
+    assert db.read(lambda s: reruns._unchanged(s, snapshot, members))
+
+    db.write(
+        lambda s: matching_repo.add_exclusions(
+            s,
+            [(record_id_of(db, first), record_id_of(db, second))],
+            decision_id=decision_id(db),
+            now=utcnow(),
+        )
+    )
+
+    assert not db.read(lambda s: reruns._unchanged(s, snapshot, members))
+
+
+def record_id_of(db: Database, record: dict[str, Any]) -> uuid.UUID:
+    external_id = record["provenance"]["external_id"]
+    return db.read(
+        lambda s: s.scalar(select(SourceRecord.id).where(SourceRecord.external_id == external_id))
+    )
+
+
+def decision_id(db: Database) -> uuid.UUID:
+    return db.read(lambda s: s.scalars(select(MatchDecision.id)).first())

@@ -222,11 +222,15 @@ def get_match_decision(
 @router.post(
     "/v1/match/explain", response_model=ExplainOut, summary="Score two persons as the matcher would"
 )
-def explain_match(body: ExplainIn, matcher: MatcherDep, principal: OperatorDep) -> ExplainOut:
+def explain_match(
+    body: ExplainIn, db: DatabaseDep, matcher: MatcherDep, principal: OperatorDep
+) -> ExplainOut:
+    # The model ingest scores with now: the one an admin activated, else the configured one.
+    model = db.read(lambda session: matcher.for_session(session).model)
     pair = review.explain(
-        body.left.model_dump(mode="json"), body.right.model_dump(mode="json"), matcher.model
+        body.left.model_dump(mode="json"), body.right.model_dump(mode="json"), model
     )
-    return ExplainOut.model_validate({"model_version": matcher.model.version, **pair.as_dict()})
+    return ExplainOut.model_validate({"model_version": model.version, **pair.as_dict()})
 
 
 @router.get(

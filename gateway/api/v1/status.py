@@ -100,12 +100,17 @@ def gateway_status(
     _principal: Annotated[Principal, Depends(require(Role.OPERATOR))],
 ) -> GatewayStatusOut:
     polled = _polled(request)
-    result = db.read(lambda session: status.gateway_status(session, polled=polled))
+    result, version = db.read(
+        lambda session: (
+            status.gateway_status(session, polled=polled),
+            matcher.for_session(session).model.version,
+        )
+    )
     return GatewayStatusOut(
         sources=[SourceStatusOut.model_validate(row) for row in result.sources],
         feed=FeedStatusOut.model_validate(result.feed),
         identity=IdentityStatusOut(
-            model_version=matcher.model.version,
+            model_version=version,
             matching_enabled=matcher.enabled,
             review_pending=result.identity.review_pending,
             oldest_pending_at=result.identity.oldest_pending_at,

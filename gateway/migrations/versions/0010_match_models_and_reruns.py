@@ -45,6 +45,8 @@ def upgrade() -> None:
         "matcher_runs",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("slot", sa.String(length=8), nullable=True),
+        sa.Column("claim", sa.Uuid(), nullable=True),
         sa.Column("model_version", sa.String(length=64), nullable=True),
         sa.Column("records_total", sa.BigInteger(), nullable=False),
         sa.Column("records_done", sa.BigInteger(), nullable=False),
@@ -63,9 +65,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_matcher_runs")),
     )
     op.create_index("ix_matcher_runs_status", "matcher_runs", ["status"])
+    op.create_index("ux_matcher_runs_slot", "matcher_runs", ["slot"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ux_matcher_runs_slot", table_name="matcher_runs")
     op.drop_index("ix_matcher_runs_status", table_name="matcher_runs")
     op.drop_table("matcher_runs")
     op.drop_index("ux_match_models_active", table_name="match_models")
