@@ -6,15 +6,15 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from adapters.base import AdapterConfig
 from adapters.canonical import CanonicalAdapter
 from gateway import cli
 from gateway.db import Database
-from gateway.matching import load_model
-from gateway.models import MatcherRun, MatchModelRow, utcnow
+from gateway.matching import load_model, match_keys, view_of
+from gateway.models import MatcherRun, MatchKey, MatchModelRow, SourceRecord, utcnow
 from gateway.services import ingest
 from tests.builders import as_raw_records, make_case_record
 
@@ -116,3 +116,31 @@ def test_show_prints_m_u_and_weight_of_every_level(cli_database: Database) -> No
     assert f"{exact.m:.4g}" in shown.output
     assert f"{exact.u:.4g}" in shown.output
     assert f"{exact.weight:+.2f} bits" in shown.output
+
+
+def test_rerun_rekey_writes_the_keys_of_records_stored_under_older_rules(
+    cli_database: Database,
+) -> None:
+    _store(cli_database, 3)
+    # As if stored by a version whose rules made fewer keys.
+    cli_database.write(lambda s: s.execute(delete(MatchKey).where(MatchKey.key.like("names:%"))))
+    expected = cli_database.read(
+        lambda s: {
+            (record_id, key)
+            for record_id, person in s.execute(
+                select(SourceRecord.id, SourceRecord.canonical["person"])
+            )
+            for key in match_keys(view_of(person))
+        }
+    )
+
+    result = runner.invoke(cli.app, ["matcher", "rerun", "--rekey"])
+
+    assert result.exit_code == 0, result.output
+    stored = cli_database.read(
+        lambda s: {
+            (row[0], row[1]) for row in s.execute(select(MatchKey.source_record_id, MatchKey.key))
+        }
+    )
+    assert stored == expected
+    assert any(key.startswith("names:") for _, key in stored)

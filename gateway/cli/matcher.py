@@ -155,7 +155,16 @@ def matcher_models() -> None:
 
 
 @matcher_app.command("rerun")
-def matcher_rerun() -> None:
+def matcher_rerun(
+    rekey: Annotated[
+        bool,
+        typer.Option(
+            "--rekey",
+            help="Also write every record's blocking keys again by the current rules (after an "
+            "upgrade that changed them).",
+        ),
+    ] = False,
+) -> None:
     """Cluster every stored record again with the active model and apply the result.
 
     Records move to the person their cluster keeps (survivors keep their ids), with person.split
@@ -183,7 +192,7 @@ def matcher_rerun() -> None:
         assert run.claim is not None  # noqa: S101 (request_run with start claims it)
         claim = reruns.Claim(run_id=run.id, token=run.claim)
         with _progress(console) as advance:
-            finished = reruns.execute(db, matcher, claim, progress=advance)
+            finished = reruns.execute(db, matcher, claim, progress=advance, rekey=rekey)
     finally:
         db.dispose()
     if finished is None:

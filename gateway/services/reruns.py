@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.errors import Conflict, NotFound
-from gateway.matching import MatchModel, view_of
+from gateway.matching import MatchModel, match_keys, view_of
 from gateway.models import MatchDecision, MatcherRun, MatchExclusion, Person, SourceRecord, utcnow
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
@@ -446,12 +446,15 @@ def execute(
     progress: Progress | None = None,
     clock: Callable[[], datetime] = utcnow,
     should_stop: Callable[[], bool] | None = None,
+    rekey: bool = False,
 ) -> MatcherRun | None:
     """Carry out a claimed run to the end (see the module docstring); the finished row, or None
     when another process took the run over (this one then stops without writing more).
 
     When `should_stop` says so between transactions (the process is shutting down), the run is
-    queued again as it stands and returned: the next process to claim it starts it over.
+    queued again as it stands and returned: the next process to claim it starts it over. With
+    `rekey`, every record's stored blocking keys are written again as the current key rules make
+    them (after an upgrade that changed the rules, so new records find old ones by new keys).
     """
     model = db.read(lambda session: matcher.for_session(session).model)
 
@@ -480,7 +483,7 @@ def execute(
                 return db.write(lambda session: _requeue(session, claim))
             outcome = db.write(
                 lambda session, batch=batch: _apply_batch(  # type: ignore[misc]
-                    session, snapshot, batch, matcher, model, claim, clock()
+                    session, snapshot, batch, matcher, model, claim, clock(), rekey=rekey
                 )
             )
             person_of_cluster.update(outcome)
@@ -534,9 +537,22 @@ def _apply_batch(
     model: MatchModel,
     claim: Claim,
     now: datetime,
+    *,
+    rekey: bool = False,
 ) -> dict[int, uuid.UUID]:
     """Apply one transaction's groups; the person each (global) cluster now is."""
     run = _held(session, claim)
+    if rekey:
+        rewritten = [snapshot.members[i] for group in batch for i in group]
+        matching_repo.delete_keys(session, (m.record_id for m in rewritten))
+        matching_repo.add_keys(
+            session,
+            [
+                {"key": key, "source_record_id": m.record_id}
+                for m in rewritten
+                for key in match_keys(m.view)
+            ],
+        )
     work = PersonWork(session=session, policy=matcher.policy, now=now, touched={}, events=[])
     person_of_cluster: dict[int, uuid.UUID] = {}
     applied = Applied()
