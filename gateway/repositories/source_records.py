@@ -223,8 +223,12 @@ def person_ids_of(
 def iter_canonical_persons(
     session: Session, *, limit: int | None = None, batch: int = 2000
 ) -> Iterator[dict[str, Any]]:
-    """Every stored record's canonical person, streamed in id order (for training the matcher)."""
-    statement = select(SourceRecord.canonical["person"]).order_by(SourceRecord.id)
+    """Every stored record's canonical person, streamed by source and external id (for training
+    the matcher): the same records give the same order, and so the same model for a seed,
+    whatever order they arrived in and whatever ids they were given."""
+    statement = select(SourceRecord.canonical["person"]).order_by(
+        SourceRecord.source, SourceRecord.external_id
+    )
     if limit is not None:
         statement = statement.limit(limit)
     yield from session.execute(statement.execution_options(yield_per=batch)).scalars()
