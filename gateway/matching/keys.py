@@ -125,7 +125,7 @@ def match_keys(view: MatchView) -> list[str]:
             keys.append(f"dmx_sn:{born.year:04d}-{low:02d}-{high:02d}:{main_surname}")
     if names is not None:
         keys.extend(f"names_out:{names}:{area}" for area in view.areas)
-    numbers = dict.fromkeys(street.number for street in view.streets)
+    numbers = dict.fromkeys(street.number for street in view.streets if street.number)
     if dob is not None:
         keys.extend(f"dob_home:{dob}:{number}" for number in numbers)
     # Under the surname's initial and the first forename's, so either name may be wrong.
@@ -135,6 +135,7 @@ def match_keys(view: MatchView) -> list[str]:
     keys.extend(
         f"home:{street.number}:{_street_code(name)}:{initial}"
         for street in view.streets
+        if street.number
         for name in street.names
         for initial in initials
     )

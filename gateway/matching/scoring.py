@@ -271,10 +271,11 @@ def _date_of_birth(a: MatchView, b: MatchView) -> int:
 
 
 def _same_street(a: MatchView, b: MatchView) -> bool:
-    """One address each with the same house number and a street line that agrees."""
+    """One address each with a street line that agrees, and the same house number unless one of
+    them has none (a house number left out is unknown, not different)."""
     for x in a.streets:
         for y in b.streets:
-            if x.number != y.number:
+            if x.number is not None and y.number is not None and x.number != y.number:
                 continue
             for name in x.names:
                 for other in y.names:
@@ -295,9 +296,10 @@ def _near_postcode(a: MatchView, b: MatchView) -> bool:
 def _address(a: MatchView, b: MatchView) -> int:
     """One comparison for where the two live, so a shared home counts once.
 
-    A home is a house number with an agreeing street line, and a full UK postcode (a few dozen
-    homes); an area is a UK outcode, a postal code from abroad (most name a district), a postal
-    code one character off, or the same town. Missing only when no part is held by both.
+    A home is an agreeing street line with the same house number (or none on one side), and a
+    full UK postcode (a few dozen homes); an area is a UK outcode, a postal code from abroad (most
+    name a district), a postal code one character off, or the same town. Missing only when no
+    part is held by both.
     """
     streets = bool(a.streets) and bool(b.streets)
     codes = bool(a.postcode_set) and bool(b.postcode_set)

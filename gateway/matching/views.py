@@ -117,9 +117,10 @@ class MatchView:
 class Street:
     """Where in a town an address is: its house number and the cleaned names of its lines
     (``["Flat 2", "14 High Street", "Rose Court"]`` -> number ``14``, names
-    ``("HIGH STREET", "ROSE COURT")``; the flat line is skipped)."""
+    ``("HIGH STREET", "ROSE COURT")``; the flat line is skipped). The number is None when the
+    lines hold none (a named house, or a source that left it out)."""
 
-    number: str
+    number: str | None
     names: tuple[str, ...]
 
 
@@ -245,7 +246,8 @@ def _address_text(raw: str) -> str:
 
 
 def _street(lines: Any) -> Street | None:
-    """The house number and street names of one address's lines; None without a number.
+    """The house number (None if there is none) and street names of one address's lines; None
+    without a street name.
 
     Lines naming a flat or unit (``Flat 2``, ``Apt # 101``) are skipped; the number is then the
     first word that is one, and the names are each remaining line's other words (so a building
@@ -271,7 +273,7 @@ def _street(lines: Any) -> Street | None:
         name = " ".join(kept)
         if len(name) >= _MIN_STREET_NAME:
             names.append(name)
-    if number is None or not names:
+    if not names:
         return None
     return Street(number, tuple(dict.fromkeys(names)))
 

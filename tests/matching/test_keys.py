@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.matching import BLOCKING_KEY_KINDS, MAX_KEY_LENGTH, match_keys
+from gateway.matching import BLOCKING_KEY_KINDS, MAX_KEY_LENGTH, match_keys, view_of
 from tests.matching.people import make_view
 
 
@@ -250,3 +250,20 @@ def test_a_missing_or_junk_name_makes_no_names_key() -> None:
     assert _of_kind("names", forenames=[]) == []
     assert _of_kind("names", surname="NOT ENTERED") == []
     assert _of_kind("names", forenames=["Unknown"]) == []
+
+
+def test_a_street_with_no_house_number_makes_no_home_key() -> None:
+    view = view_of(
+        {
+            "forenames": ["Quentin"],
+            "surname": "Fabricand",
+            "date_of_birth": "1980-02-03",
+            "addresses": [{"lines": ["Rose Cottage", "Mill Lane"], "town": "Leeds"}],
+        }
+    )
+
+    kinds = {key.split(":", 1)[0] for key in match_keys(view)}
+
+    assert view.streets
+    assert view.streets[0].number is None
+    assert not kinds & {"home", "dob_home"}
