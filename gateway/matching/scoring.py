@@ -53,6 +53,8 @@ MN_EXACT, MN_INITIAL, MN_DIFFERENT, MN_MISSING = range(4)
 
 #: How far below the review band the twins guard puts a pair's match weight, in bits.
 TWINS_MARGIN: Final = 1.0
+#: How far below the link band the household guard puts a pair's match weight, in bits.
+HOUSEHOLD_MARGIN: Final = 0.5
 JW_HIGH: Final = 0.92
 JW_LOW: Final = 0.80
 #: Street names agree at this Jaro-Winkler similarity (a typo, "St" for "Street" at the end).
@@ -388,6 +390,24 @@ def _twins(
     return sexes_differ or middle == MN_DIFFERENT
 
 
+_SHARED_HOME: Final = frozenset({AD_STREET_POSTCODE, AD_STREET_AREA, AD_STREET})
+_SAME_BIRTH: Final = frozenset({DOB_EXACT, DOB_TRANSPOSED, DOB_TYPO})
+
+
+def _household(a: MatchView, b: MatchView, *, forename: int, dob: int, address: int) -> bool:
+    """Two people of one household: the same surname at the same home, other first names, and
+    no date of birth that says they are one (missing, or clearly apart). A family's shared name
+    and home are one fact about the household, not two pieces of evidence about a person."""
+    return (
+        address in _SHARED_HOME
+        and dob not in _SAME_BIRTH
+        and a.surname is not None
+        and a.surname == b.surname
+        and forename in _CLEARLY_DIFFERENT_FORENAMES
+        and not _one_edit_apart(a.first_forenames, b.first_forenames)
+    )
+
+
 def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
     """Score a pair: compare every field, add the weights to the prior, band it, apply the guards.
 
@@ -461,6 +481,16 @@ def score(a: MatchView, b: MatchView, model: MatchModel) -> PairScore:
         guard_weight = min(0.0, bands.possible - TWINS_MARGIN - weight)
         weight += guard_weight
         band = Band.NEW
+    elif (
+        not agree
+        and band is Band.LINK
+        and _household(a, b, forename=forename, dob=dob, address=address)
+    ):
+        # Perhaps one person under another first name, perhaps a relative: a person decides.
+        guards.append("household")
+        guard_weight = min(0.0, bands.link - HOUSEHOLD_MARGIN - weight)
+        weight += guard_weight
+        band = Band.POSSIBLE
     return PairScore(
         comparisons=tuple(comparisons),
         prior_weight=compiled.prior_weight,

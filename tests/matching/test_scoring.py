@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.matching import Band, MatchModel, MatchView, load_model, score
+from gateway.matching import Band, Bands, MatchModel, MatchView, load_model, score
 from tests.matching.people import canonical_person, make_view
 
 MODEL = load_model()
@@ -474,3 +474,27 @@ def test_one_name_agreeing_crosswise_is_not_a_swap() -> None:
 
     assert "names_swapped" not in pair.guards
     assert [c.level for c in pair.comparisons[:2]] == ["different", "different"]
+
+
+def test_another_first_name_at_the_same_home_with_no_shared_birth_date_is_for_review() -> None:
+    # Lenient bands, so the pair would link on weight alone.
+    lenient = MODEL.model_copy(update={"bands": Bands(link=-30.0, possible=-60.0)})
+    home = {"surname": "Quillfeather", **_home(["14 High Street"], town="Leeds"), **NO_IDENTIFIERS}
+    parent = make_view(forenames=["Peregrine"], date_of_birth="1961-05-02", **home)
+    child = make_view(forenames=["Barnaby"], date_of_birth="1994-11-20", **home)
+    no_birth_date = make_view(forenames=["Barnaby"], **home)
+
+    for other in (child, no_birth_date):
+        result = score(parent, other, lenient)
+        assert "household" in result.guards
+        assert result.band is Band.POSSIBLE
+        assert result.match_weight < lenient.bands.link
+        assert result.match_weight == pytest.approx(
+            result.prior_weight + sum(c.weight for c in result.comparisons) + result.guard_weight
+        )
+    # The same date of birth (or one digit off) is for the weights (and the twins guard).
+    same_day = make_view(forenames=["Barnaby"], date_of_birth="1961-05-02", **home)
+    assert "household" not in score(parent, same_day, lenient).guards
+    # A first name one letter off is a typo, not another person.
+    typo = make_view(forenames=["Peregrin"], date_of_birth="1994-11-20", **home)
+    assert "household" not in score(parent, typo, lenient).guards

@@ -120,7 +120,8 @@ class ExplainOut(BaseModel):
     band: str = Field(description="link, possible or new")
     prior_weight: float
     guards: list[str] = Field(
-        description="Rules that capped the band (twins, conflicts), and `names_swapped` when "
+        description="Rules that capped the band (twins, household, identifier conflicts and "
+        "collisions), and `names_swapped` when "
         "forename and surname agreed only crosswise."
     )
     identifiers_agree: list[str]
