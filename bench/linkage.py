@@ -307,21 +307,13 @@ def run_once(
         stored = sum(item["summary"]["created"] + item["summary"]["updated"] for item in summaries)
         rejected = sum(item["summary"]["rejected"] for item in summaries)
 
-        # No list of a source's records with their person yet: list the persons, then ask each
-        # for its source records (one request per person).
+        # The persons' view a central system has: list the persons, then ask each for its source
+        # records (one request per person), whose canonical person gives the blocking keys.
         person_ids: list[str] = []
         requests = 0
-        after: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": PAGE_SIZE}
-            if after is not None:
-                params["after"] = after
-            page = _get(client, "/v1/persons", central_key, **params)
+        for page in _pages(client, "/v1/persons", central_key, "next_after"):
             requests += 1
-            person_ids.extend(item["id"] for item in page["items"])
-            after = page["next_after"]
-            if after is None:
-                break
+            person_ids.extend(item["id"] for item in page)
         predicted: dict[str, str] = {}
         keys: dict[str, list[str]] = {}
         for person_id in person_ids:
@@ -379,6 +371,22 @@ def run_once(
     return cold, retrained
 
 
+def _pages(
+    client: httpx.Client, path: str, key: str, cursor: str
+) -> Iterator[list[dict[str, Any]]]:
+    """Each page of a keyset-paged list, to the end (`cursor`: the field naming the next page)."""
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if after is not None:
+            params["after"] = after
+        page = _get(client, path, key, **params)
+        yield page["items"]
+        after = page[cursor]
+        if after is None:
+            return
+
+
 def _review_queue(
     client: httpx.Client, key: str, data: Input, predicted: Mapping[str, str]
 ) -> tuple[int, int, int]:
@@ -387,37 +395,24 @@ def _review_queue(
     for record, person_id in predicted.items():
         members[person_id].add(data.truth[record])
     items = true = requests = 0
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        if after is not None:
-            params["after"] = after
-        page = _get(client, "/v1/review", key, **params)
+    for page in _pages(client, "/v1/review", key, "next"):
         requests += 1
-        for item in page["items"]:
+        for item in page:
             items += 1
             candidate = item["candidate"]
             entity = data.truth.get(item["record"]["external_id"])
             if candidate is not None and entity in members.get(candidate["person_id"], ()):
                 true += 1
-        after = page["next"]
-        if after is None:
-            return items, true, requests
+    return items, true, requests
 
 
 def _clustering(client: httpx.Client, source: str, key: str) -> dict[str, str]:
     """Every record of the source with its person, paged (GET /v1/sources/{source}/records)."""
-    predicted: dict[str, str] = {}
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        if after is not None:
-            params["after"] = after
-        page = _get(client, f"/v1/sources/{source}/records", key, **params)
-        predicted.update((item["external_id"], item["person_id"]) for item in page["items"])
-        after = page["next_after"]
-        if after is None:
-            return predicted
+    return {
+        item["external_id"]: item["person_id"]
+        for page in _pages(client, f"/v1/sources/{source}/records", key, "next_after")
+        for item in page
+    }
 
 
 def _train_and_rerun(

@@ -55,15 +55,7 @@ def add_model(
     )
     session.add(row)
     session.flush()
-    audit.record(
-        session,
-        principal=principal,
-        action=audit.AuditAction.ADMINISTER,
-        resource="match-models",
-        person_ids=[],
-        now=now,
-        detail={"added_model": model.version},
-    )
+    _audit(session, principal, now, {"added_model": model.version})
     return row, True
 
 
@@ -81,6 +73,13 @@ def activate(
         row.activated_at = now
         row.activated_by = principal.client_id if principal else None
         session.flush()
+    _audit(session, principal, now, {"activated_model": version})
+    return row
+
+
+def _audit(
+    session: Session, principal: Principal | None, now: datetime, detail: dict[str, str]
+) -> None:
     audit.record(
         session,
         principal=principal,
@@ -88,9 +87,8 @@ def activate(
         resource="match-models",
         person_ids=[],
         now=now,
-        detail={"activated_model": version},
+        detail=detail,
     )
-    return row
 
 
 def list_models(session: Session) -> list[MatchModelRow]:

@@ -431,32 +431,60 @@ def apply_plan(
             if member.person_id == final[number]:
                 continue
             rows.append(
-                {
-                    "id": uuid.uuid4(),
-                    "source_record_id": member.record_id,
-                    "kind": "automatic",
-                    "method": method,
-                    "band": Band.LINK.value if len(indexes) > 1 else Band.NEW.value,
-                    "model_version": model.version,
-                    "person_id": final[number],
-                    "candidate_person_id": member.person_id,
-                    "match_weight": None,
-                    "explanation": {
+                _automatic_decision(
+                    record_id=member.record_id,
+                    person_id=final[number],
+                    candidate_person_id=member.person_id,
+                    method=method,
+                    band=Band.LINK if len(indexes) > 1 else Band.NEW,
+                    model=model,
+                    match_weight=None,
+                    explanation={
                         "stage": method,
                         "model_version": model.version,
                         "moved_from_person_id": str(member.person_id),
                         "cluster_records": len(indexes),
                     },
-                    "status": "decided",
-                    "created_at": now,
-                    "decided_by": None,
-                    "reviewed_at": None,
-                    "reviewed_by": None,
-                    "note": None,
-                }
+                    status="decided",
+                    now=now,
+                )
             )
     matching_repo.add_decisions(session, rows)
     return applied, final
+
+
+def _automatic_decision(
+    *,
+    record_id: uuid.UUID,
+    person_id: uuid.UUID,
+    candidate_person_id: uuid.UUID | None,
+    method: str,
+    band: Band,
+    model: MatchModel,
+    match_weight: float | None,
+    explanation: dict[str, Any],
+    status: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A match-decision row the re-resolution wrote (no person decided it)."""
+    return {
+        "id": uuid.uuid4(),
+        "source_record_id": record_id,
+        "kind": "automatic",
+        "method": method,
+        "band": band.value,
+        "model_version": model.version,
+        "person_id": person_id,
+        "candidate_person_id": candidate_person_id,
+        "match_weight": match_weight,
+        "explanation": explanation,
+        "status": status,
+        "created_at": now,
+        "decided_by": None,
+        "reviewed_at": None,
+        "reviewed_by": None,
+        "note": None,
+    }
 
 
 def settle_reviews(
@@ -508,17 +536,15 @@ def settle_reviews(
         asking, answer = (right, left) if right.record_id > left.record_id else (left, right)
         candidate_person = person_of_cluster[result.cluster_of[index_of[answer.record_id]]]
         rows.append(
-            {
-                "id": uuid.uuid4(),
-                "source_record_id": asking.record_id,
-                "kind": "automatic",
-                "method": "new",
-                "band": Band.POSSIBLE.value,
-                "model_version": model.version,
-                "person_id": person_of_cluster[result.cluster_of[index_of[asking.record_id]]],
-                "candidate_person_id": candidate_person,
-                "match_weight": edge.pair.match_weight,
-                "explanation": {
+            _automatic_decision(
+                record_id=asking.record_id,
+                person_id=person_of_cluster[result.cluster_of[index_of[asking.record_id]]],
+                candidate_person_id=candidate_person,
+                method="new",
+                band=Band.POSSIBLE,
+                model=model,
+                match_weight=edge.pair.match_weight,
+                explanation={
                     "stage": "rerun",
                     "model_version": model.version,
                     "best": {
@@ -528,13 +554,9 @@ def settle_reviews(
                     },
                     "candidates": [],
                 },
-                "status": PENDING,
-                "created_at": now,
-                "decided_by": None,
-                "reviewed_at": None,
-                "reviewed_by": None,
-                "note": None,
-            }
+                status=PENDING,
+                now=now,
+            )
         )
     matching_repo.add_decisions(session, rows)
     return closed, len(rows)

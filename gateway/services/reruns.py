@@ -80,6 +80,17 @@ _READ_BATCH: Final = 2000
 _IN_CHUNK: Final = 500
 
 Progress = Callable[[str, int, int], None]
+#: A run's counters before it has done anything (a re-claimed run starts over from these).
+_NO_PROGRESS: Final = {
+    "records_total": 0,
+    "records_done": 0,
+    "groups_changed": 0,
+    "records_moved": 0,
+    "persons_merged": 0,
+    "persons_split": 0,
+    "reviews_closed": 0,
+    "reviews_opened": 0,
+}
 
 
 class RunTakenOver(RuntimeError):
@@ -112,14 +123,7 @@ def request_run(
         claim=uuid.uuid4() if start else None,
         started_at=now if start else None,
         heartbeat_at=now if start else None,
-        records_total=0,
-        records_done=0,
-        groups_changed=0,
-        records_moved=0,
-        persons_merged=0,
-        persons_split=0,
-        reviews_closed=0,
-        reviews_opened=0,
+        **_NO_PROGRESS,
         requested_by=principal.client_id if principal else None,
         created_at=now,
     )
@@ -195,14 +199,7 @@ def claim_next(session: Session, *, now: datetime) -> Claim | None:
                 claim=token,
                 started_at=now,
                 heartbeat_at=now,
-                records_total=0,
-                records_done=0,
-                groups_changed=0,
-                records_moved=0,
-                persons_merged=0,
-                persons_split=0,
-                reviews_closed=0,
-                reviews_opened=0,
+                **_NO_PROGRESS,
             )
             .execution_options(synchronize_session=False)
         )
