@@ -1,9 +1,10 @@
 """Unsupervised estimation of a MatchModel from unlabelled records, Splink's recipe.
 
-* m probabilities: expectation-maximisation in two passes over record pairs blocked on one thing
-  each. In the date-of-birth pass (pairs born the same day) every field but the date of birth is
-  estimated; in the names pass (pairs whose forename and surname codes agree, either way round)
-  every field but the names. A field's m pools the expected matches of the passes that estimated
+* m probabilities: expectation-maximisation in three passes over record pairs blocked on one
+  thing each. In the date-of-birth pass (pairs born the same day) every field but the date of
+  birth is estimated; in the names pass (pairs whose forename and surname codes agree, either way
+  round) every field but the names; in the postcode pass (pairs sharing a full postal code) every
+  field but the address. A field's m pools the expected matches of the passes that estimated
   it. Within a
   pass non-matches agree far more often than at random, so each pass fits its own in-block
   non-match distribution; only its m is kept. A level's m is smoothed towards the base model's by
@@ -92,9 +93,15 @@ def _names_key(view: MatchView) -> str | None:
     return "|".join(sorted((view.forename_phonetics[0], view.surname_phonetics[0])))
 
 
+def _postcode_key(view: MatchView) -> str | None:
+    codes = sorted(view.postcode_set)
+    return codes[0] if codes else None
+
+
 PASSES: Final[tuple[Pass, ...]] = (
     Pass("date of birth", lambda view: view.dob_iso, frozenset({"date_of_birth"})),
     Pass("names", _names_key, frozenset({"forename", "surname"})),
+    Pass("postcode", _postcode_key, frozenset({"address"})),
 )
 
 
