@@ -391,12 +391,13 @@ def _twins(
 
 
 _SHARED_HOME: Final = frozenset({AD_STREET_POSTCODE, AD_STREET_AREA, AD_STREET})
-_SAME_BIRTH: Final = frozenset({DOB_EXACT, DOB_TRANSPOSED, DOB_TYPO})
+_SAME_BIRTH: Final = frozenset({DOB_EXACT, DOB_TRANSPOSED})
 
 
 def _household(a: MatchView, b: MatchView, *, forename: int, dob: int, address: int) -> bool:
     """Two people of one household: the same surname at the same home, other first names, and
-    no date of birth that says they are one (missing, or clearly apart). A family's shared name
+    no date of birth that says they are one (missing, a digit off as a sibling's born a year or a
+    decade apart is, or clearly apart). A family's shared name
     and home are one fact about the household, not two pieces of evidence about a person."""
     return (
         address in _SHARED_HOME

@@ -484,7 +484,9 @@ def test_another_first_name_at_the_same_home_with_no_shared_birth_date_is_for_re
     child = make_view(forenames=["Barnaby"], date_of_birth="1994-11-20", **home)
     no_birth_date = make_view(forenames=["Barnaby"], **home)
 
-    for other in (child, no_birth_date):
+    # Born a year apart on the same day is one digit off, as a sibling often is.
+    sibling = make_view(forenames=["Barnaby"], date_of_birth="1962-05-02", **home)
+    for other in (child, no_birth_date, sibling):
         result = score(parent, other, lenient)
         assert "household" in result.guards
         assert result.band is Band.POSSIBLE
@@ -492,7 +494,7 @@ def test_another_first_name_at_the_same_home_with_no_shared_birth_date_is_for_re
         assert result.match_weight == pytest.approx(
             result.prior_weight + sum(c.weight for c in result.comparisons) + result.guard_weight
         )
-    # The same date of birth (or one digit off) is for the weights (and the twins guard).
+    # The same date of birth (or day and month swapped) is for the weights and the twins guard.
     same_day = make_view(forenames=["Barnaby"], date_of_birth="1961-05-02", **home)
     assert "household" not in score(parent, same_day, lenient).guards
     # A first name one letter off is a typo, not another person.
