@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -331,43 +331,38 @@ def run_once(
             client, operator_key, data, predicted
         )
         requests += review_requests
+        if received != data.records or len(predicted) != stored:
+            raise RuntimeError(
+                f"{dataset.name}: sent {data.records}, the gateway read {received}, reported "
+                f"{stored} stored and {len(predicted)} were read back"
+            )
+        cold = RunResult(
+            sent=data.records,
+            stored=stored,
+            rejected=rejected,
+            push_s=push_s,
+            predicted=predicted,
+            keys=keys,
+            review_items=review_items,
+            review_true=review_true,
+            read_requests=requests,
+            warned=warned,
+        )
         retrained: RunResult | None = None
         if trained:
             started = time.perf_counter()
             _train_and_rerun(client, admin_key, dataset, env, workdir)
             rerun_s = time.perf_counter() - started
             after_rerun = _clustering(client, source, central_key)
-            review_after = _review_queue(client, operator_key, data, after_rerun)
-            retrained = RunResult(
-                sent=data.records,
-                stored=stored,
-                rejected=rejected,
+            items, true, review_requests = _review_queue(client, operator_key, data, after_rerun)
+            retrained = replace(
+                cold,
                 push_s=rerun_s,
                 predicted=after_rerun,
-                keys=keys,
-                review_items=review_after[0],
-                review_true=review_after[1],
-                read_requests=review_after[2],
-                warned=warned,
+                review_items=items,
+                review_true=true,
+                read_requests=review_requests,
             )
-
-    if received != data.records or len(predicted) != stored:
-        raise RuntimeError(
-            f"{dataset.name}: sent {data.records}, the gateway read {received}, reported "
-            f"{stored} stored and {len(predicted)} were read back"
-        )
-    cold = RunResult(
-        sent=data.records,
-        stored=stored,
-        rejected=rejected,
-        push_s=push_s,
-        predicted=predicted,
-        keys=keys,
-        review_items=review_items,
-        review_true=review_true,
-        read_requests=requests,
-        warned=warned,
-    )
     return cold, retrained
 
 
