@@ -10,6 +10,7 @@ from gateway.matching.keys import (
     BLOCKING_KEY_KINDS,
     IDENTIFIER_KEY_KINDS,
     MAX_KEY_LENGTH,
+    key_cap,
     match_keys,
 )
 from gateway.matching.model import (
@@ -52,6 +53,7 @@ __all__ = [
     "PairScore",
     "TrainingInfo",
     "compare",
+    "key_cap",
     "load_model",
     "match_keys",
     "score",

@@ -12,7 +12,9 @@ Identifier keys (`IDENTIFIER_KEY_KINDS`), one per identifier held:
 Blocking keys. Each combines a date of birth (about 19,000 values across 18-70 year-olds), an
 outcode (about 3,000), a full postcode or a town with a second value, so the number of records
 sharing a key stays small as the store grows to millions. Only ``names`` (below) has no such
-anchor: it is about as coarse as surname + year of birth and relies on `max_key_records`.
+anchor: it is about as coarse as surname + year of birth, so it (and ``name_pc``, whose postal
+code may name a whole district) is used only while `COARSE_KEY_RECORDS` records or fewer hold
+it (`key_cap`).
 
 * ``dob_out:<dob>:<outcode>``: date of birth + postcode outcode, one per outcode held. Finds a
   record whose names are misspelt or changed (marriage, nickname) at the same address area.
@@ -45,8 +47,8 @@ anchor: it is about as coarse as surname + year of birth and relies on `max_key_
   wrong or missing and whose forename is misspelt.
 * ``names:<code>|<code>``: the sorted name pair alone, for a record whose date of birth is wrong
   and which has moved. The only key with neither a date of birth nor a place: a common pair is
-  held by more records than `max_key_records` in a large store and is then skipped, so it finds
-  people with uncommon names only.
+  held by more than `COARSE_KEY_RECORDS` records in a large store and is then skipped, so it
+  finds people with uncommon names only.
 
 Where an outcode is named, a postal code from abroad (kept whole, as ``@<code>``) serves too: it
 has no outcode of its own, and without it such a record had no address key at all. Where a full
@@ -62,7 +64,14 @@ from typing import Final
 
 from gateway.matching.views import IDENTIFIER_KINDS, MatchView, phonetic
 
-__all__ = ["BLOCKING_KEY_KINDS", "IDENTIFIER_KEY_KINDS", "MAX_KEY_LENGTH", "match_keys"]
+__all__ = [
+    "BLOCKING_KEY_KINDS",
+    "COARSE_KEY_RECORDS",
+    "IDENTIFIER_KEY_KINDS",
+    "MAX_KEY_LENGTH",
+    "key_cap",
+    "match_keys",
+]
 
 MAX_KEY_LENGTH: Final = 96
 #: Key kinds that carry an identifier value: exact agreement on one is strong evidence by itself.
@@ -83,6 +92,11 @@ BLOCKING_KEY_KINDS: Final[tuple[str, ...]] = (
     "sn_fi_town",
     "names",
 )
+#: Keys with neither a date of birth nor a small place in them: held by more records than this,
+#: they are too common to use whatever `max_key_records` allows (a common name pair alone, or a
+#: name's first letters at a postal code that names a whole district).
+COARSE_KEY_RECORDS: Final = 50
+_COARSE_KEY_KINDS: Final = frozenset({"names", "name_pc"})
 # Long enough to tell names apart, short enough that two codes, a date and a kind fit in 96.
 _CODE_LENGTH: Final = 20
 # A street name's code: long enough to tell streets apart, short enough to survive a typo late
@@ -91,6 +105,13 @@ _STREET_CODE_LENGTH: Final = 6
 # A name's code in the postcode key: at one postcode a few letters tell people apart, and a typo
 # late in the name keeps them.
 _POSTCODE_NAME_CODE_LENGTH: Final = 3
+
+
+def key_cap(key: str, max_key_records: int) -> int:
+    """How many records may hold `key` for it still to nominate candidates."""
+    if key.split(":", 1)[0] in _COARSE_KEY_KINDS:
+        return min(max_key_records, COARSE_KEY_RECORDS)
+    return max_key_records
 
 
 def _pair(first: str, second: str) -> str:

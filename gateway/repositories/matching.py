@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from gateway.matching.keys import key_cap
 from gateway.models import Case, MatchDecision, MatchExclusion, MatchKey, Person, SourceRecord
 from gateway.repositories.dialect import supports_row_locks
 
@@ -37,8 +38,8 @@ class CandidateRecord:
 def candidates_by_keys(
     session: Session, keys: Iterable[str], *, max_key_records: int
 ) -> tuple[dict[str, list[uuid.UUID]], dict[uuid.UUID, CandidateRecord]]:
-    """For each key, the records holding it (keys held by too many records are dropped); and
-    each of those records once, with its canonical person."""
+    """For each key, the records holding it (keys held by too many records, `key_cap`, are
+    dropped); and each of those records once, with its canonical person."""
     values = sorted(set(keys))
     by_key: dict[str, list[uuid.UUID]] = defaultdict(list)
     for chunk in _chunks(values):
@@ -47,7 +48,7 @@ def candidates_by_keys(
         )
         for key, record_id in keyed:
             by_key[key].append(record_id)
-    for key in [key for key, ids in by_key.items() if len(ids) > max_key_records]:
+    for key in [key for key, ids in by_key.items() if len(ids) > key_cap(key, max_key_records)]:
         del by_key[key]
     # Each record's person once, however many keys it shares: decoding it is the dear part.
     wanted = sorted({record_id for ids in by_key.values() for record_id in ids})

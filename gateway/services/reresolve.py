@@ -40,6 +40,7 @@ from gateway.matching import (
     MatchModel,
     MatchView,
     PairScore,
+    key_cap,
     match_keys,
     score,
     view_of,
@@ -169,14 +170,14 @@ def _reviewable(pair: PairScore) -> bool:
 
 
 def candidate_pairs(members: Sequence[Member], *, max_key_records: int) -> list[tuple[int, int]]:
-    """Every pair of members sharing a key no more than `max_key_records` members hold."""
+    """Every pair of members sharing a key few enough members hold (`key_cap`)."""
     blocks: defaultdict[str, list[int]] = defaultdict(list)
     for index, member in enumerate(members):
         for key in match_keys(member.view):
             blocks[key].append(index)
     pairs: set[tuple[int, int]] = set()
-    for indexes in blocks.values():
-        if 1 < len(indexes) <= max_key_records:
+    for key, indexes in blocks.items():
+        if 1 < len(indexes) <= key_cap(key, max_key_records):
             pairs.update(itertools.combinations(indexes, 2))
     return sorted(pairs)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.matching import BLOCKING_KEY_KINDS, MAX_KEY_LENGTH, match_keys, view_of
+from gateway.matching import BLOCKING_KEY_KINDS, MAX_KEY_LENGTH, key_cap, match_keys, view_of
+from gateway.matching.keys import COARSE_KEY_RECORDS
 from tests.matching.people import make_view
 
 
@@ -267,3 +268,11 @@ def test_a_street_with_no_house_number_makes_no_home_key() -> None:
     assert view.streets
     assert view.streets[0].number is None
     assert not kinds & {"home", "dob_home"}
+
+
+def test_coarse_keys_are_capped_lower_than_the_others() -> None:
+    assert key_cap("names:FLN|KRN", 500) == COARSE_KEY_RECORDS
+    assert key_cap("name_pc:FLN:@2602", 500) == COARSE_KEY_RECORDS
+    assert key_cap("sn_dob:KRN:1980-02-03", 500) == 500
+    # A setting below the coarse cap holds for every key.
+    assert key_cap("names:FLN|KRN", 20) == 20
