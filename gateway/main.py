@@ -95,8 +95,14 @@ async def run_matcher_reruns(database: Database, identities: Matcher, interval: 
     try:
         while True:
             try:
-                claim = await run_in_threadpool(
-                    lambda: database.write(lambda s: reruns.claim_next(s, now=utcnow()))
+                # Looked for with a read, so an idle server takes no write lock every few seconds.
+                waiting = await run_in_threadpool(lambda: database.read(reruns.any_waiting))
+                claim = (
+                    await run_in_threadpool(
+                        lambda: database.write(lambda s: reruns.claim_next(s, now=utcnow()))
+                    )
+                    if waiting
+                    else None
                 )
                 if claim is not None:
                     log.info("matcher run started", extra={"run_id": str(claim.run_id)})

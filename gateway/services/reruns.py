@@ -62,6 +62,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "Claim",
     "RunTakenOver",
+    "any_waiting",
     "claim_next",
     "execute",
     "get_run",
@@ -172,6 +173,11 @@ def _fail(run: MatcherRun, now: datetime, why: str) -> None:
     run.claim = None
     run.finished_at = now
     run.failure = why[:500]
+
+
+def any_waiting(session: Session) -> bool:
+    """Whether a run is queued or running (a read: the idle check takes no write lock)."""
+    return session.scalar(select(MatcherRun.id).where(MatcherRun.slot == ACTIVE_SLOT)) is not None
 
 
 def claim_next(session: Session, *, now: datetime) -> Claim | None:
