@@ -52,6 +52,14 @@ def candidates_by_keys(
         del by_key[key]
     # Each record's person once, however many keys it shares: decoding it is the dear part.
     wanted = sorted({record_id for ids in by_key.values() for record_id in ids})
+    return dict(by_key), candidate_records(session, wanted)
+
+
+def candidate_records(
+    session: Session, record_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, CandidateRecord]:
+    """These records as candidates: each with its person and canonical person."""
+    wanted = sorted(set(record_ids))
     records: dict[uuid.UUID, CandidateRecord] = {}
     for chunk in _chunks(wanted):
         rows = session.execute(
@@ -64,7 +72,7 @@ def candidates_by_keys(
         )
         for record_id, person_id, person, pinned in rows:
             records[record_id] = CandidateRecord(record_id, person_id, person, pinned)
-    return dict(by_key), records
+    return records
 
 
 #: First half of the two-int advisory lock ids the key stripes use ("crcm" in ASCII).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -36,6 +36,8 @@ from gateway.matching import (
 from gateway.models import Person
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
+from gateway.repositories import source_records as source_records_repo
+from gateway.repositories.dialect import supports_row_locks
 from gateway.services.golden import DEFAULT_POLICY, SurvivorshipPolicy
 from gateway.services.match_models import ActiveModels
 from gateway.settings import MatchingSettings, Settings
@@ -203,7 +205,28 @@ class BatchResolver:
             {candidate.person_id for candidate in found.values()}
             | set(self._assigned_crns.values())
         )
+        self._follow_moves(found)
         self.prefetch_seconds = perf_counter() - started
+
+    def _follow_moves(self, found: Mapping[uuid.UUID, matching_repo.CandidateRecord]) -> None:
+        """Candidates a concurrent writer moved to another person (a split, a re-run) after we
+        read them and before we held their persons: read them again and lock where they are."""
+        if not supports_row_locks(self.session) or not found:
+            return  # SQLite runs one writer at a time: nothing moves under us.
+        now_under = source_records_repo.person_ids_of(self.session, sorted(found))
+        moved = [
+            record_id
+            for record_id, person_id in now_under.items()
+            if person_id != found[record_id].person_id
+        ]
+        while moved:
+            fresh = matching_repo.candidate_records(self.session, moved)
+            for record_id, candidate in fresh.items():
+                self._known[record_id] = _Known(view_of(candidate.person), candidate.person_id)
+            self.lock({candidate.person_id for candidate in fresh.values()})
+            # Moved again before we held the new persons? Rare; read once more until still.
+            again = source_records_repo.person_ids_of(self.session, sorted(fresh))
+            moved = [r for r, p in again.items() if p != fresh[r].person_id]
 
     def lock(self, person_ids: Iterable[uuid.UUID]) -> None:
         """Lock these persons (in id order), following merges a concurrent writer committed."""

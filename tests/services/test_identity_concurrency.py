@@ -17,9 +17,10 @@ from sqlalchemy import select
 from adapters.base import AdapterConfig
 from adapters.canonical import CanonicalAdapter
 from gateway.db import Database
-from gateway.models import SourceRecord, utcnow
+from gateway.models import Person, SourceRecord, utcnow
+from gateway.repositories import matching as matching_repo
 from gateway.services import ingest
-from tests.builders import as_raw_records, make_case_record
+from tests.builders import as_raw_records, ingest_records, make_case_record
 
 WRITERS = 6
 PERSONS = 15
@@ -76,3 +77,46 @@ def test_concurrent_copies_of_one_person_make_one_person(db: Database) -> None:
     assert len(rows) == WRITERS * PERSONS
     assert all(len(ids) == 1 for ids in persons.values()), persons
     assert len({next(iter(ids)) for ids in persons.values()}) == PERSONS
+
+
+@pytest.mark.postgres_only
+def test_a_candidate_moved_after_it_was_read_is_found_where_it_went(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A record's person as read, then split off by another writer before its person was locked:
+    # the resolver must link to where the record is now, not to the person it left.
+    first = make_case_record()
+    second = copy.deepcopy(first)
+    second["provenance"]["external_id"] = f"moved-{uuid.uuid4().hex[:6]}"
+    second["person"]["identifiers"] = {}
+    ingest_records(db, [first])
+    old_person = db.read(lambda s: s.scalar(select(SourceRecord.person_id)))
+    new_person = Person(
+        id=uuid.uuid4(),
+        record={},
+        provenance={},
+        version=0,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+
+    def split_off(session: Any) -> None:
+        session.add(new_person)
+        session.flush()
+        matching_repo.move_records(
+            session,
+            source_record_ids=[session.scalar(select(SourceRecord.id))],
+            to_person_id=new_person.id,
+        )
+
+    read = matching_repo.candidates_by_keys
+
+    def read_then_move(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        db.write(split_off)  # another writer commits between our read and our lock
+        return found
+
+    monkeypatch.setattr(matching_repo, "candidates_by_keys", read_then_move)
+    result = ingest_records(db, [second])
+
+    assert result.results[0].person_id == new_person.id != old_person
