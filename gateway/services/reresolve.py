@@ -52,11 +52,13 @@ from gateway.services.ingest import redirect_merged
 from gateway.services.review import PENDING, PersonWork
 
 __all__ = [
+    "MEMBER_COLUMNS",
     "ClusterResult",
     "Member",
     "Plan",
     "apply_plan",
     "cluster",
+    "member_of",
     "plan",
     "settle_reviews",
 ]
@@ -563,10 +565,32 @@ def settle_reviews(
     return closed, len(rows)
 
 
+#: What a member is read from, in the order `member_of` takes it.
+MEMBER_COLUMNS: Final = (
+    SourceRecord.id,
+    SourceRecord.person_id,
+    SourceRecord.pinned,
+    SourceRecord.canonical["person"],
+    SourceRecord.created_at,
+)
+
+
+def member_of(row: Sequence[Any], assigned: Mapping[uuid.UUID, Any]) -> Member:
+    """A row of `MEMBER_COLUMNS` as a member; a record whose person holds centrally assigned
+    identifiers (`assigned`: person -> them) counts as pinned."""
+    return Member(
+        record_id=row[0],
+        person_id=row[1],
+        pinned=row[2] or bool(assigned.get(row[1])),
+        view=view_of(row[3]),
+        created_at=row[4],
+    )
+
+
 def load_members(
     session: Session,
     record_ids: Iterable[uuid.UUID],
-    assigned: Mapping[uuid.UUID, Mapping[str, Any] | None],
+    assigned: Mapping[uuid.UUID, Any],
 ) -> list[Member]:
     """These records as members (under their current person), in record-id order; `assigned`
     holds each person's centrally assigned identifiers."""
@@ -574,24 +598,9 @@ def load_members(
     members: list[Member] = []
     for start in range(0, len(ids), 500):
         rows = session.execute(
-            select(
-                SourceRecord.id,
-                SourceRecord.person_id,
-                SourceRecord.pinned,
-                SourceRecord.canonical["person"],
-                SourceRecord.created_at,
-            ).where(SourceRecord.id.in_(ids[start : start + 500]))
+            select(*MEMBER_COLUMNS).where(SourceRecord.id.in_(ids[start : start + 500]))
         )
-        members.extend(
-            Member(
-                record_id=row[0],
-                person_id=row[1],
-                pinned=row[2] or bool(assigned.get(row[1])),
-                view=view_of(row[3]),
-                created_at=row[4],
-            )
-            for row in rows
-        )
+        members.extend(member_of(row, assigned) for row in rows)
     members.sort(key=lambda member: member.record_id)
     return members
 

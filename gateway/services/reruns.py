@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.errors import Conflict, NotFound
-from gateway.matching import MatchModel, match_keys, view_of
+from gateway.matching import MatchModel, match_keys
 from gateway.models import MatchDecision, MatcherRun, MatchExclusion, Person, SourceRecord, utcnow
 from gateway.repositories import matching as matching_repo
 from gateway.repositories import persons as persons_repo
@@ -44,6 +44,7 @@ from gateway.services import audit
 from gateway.services.clients import Principal
 from gateway.services.identity import Matcher, key_stripes
 from gateway.services.reresolve import (
+    MEMBER_COLUMNS,
     Applied,
     ClusterResult,
     Edge,
@@ -51,6 +52,7 @@ from gateway.services.reresolve import (
     Plan,
     apply_plan,
     cluster,
+    member_of,
     plan,
     settle_reviews,
 )
@@ -251,26 +253,11 @@ def _read_members(
             )
             if row[1]
         }
-        statement = select(
-            SourceRecord.id,
-            SourceRecord.person_id,
-            SourceRecord.pinned,
-            SourceRecord.canonical["person"],
-            SourceRecord.created_at,
-            SourceRecord.version,
-        ).order_by(SourceRecord.id)
+        statement = select(*MEMBER_COLUMNS, SourceRecord.version).order_by(SourceRecord.id)
         members = []
         versions: dict[uuid.UUID, int] = {}
         for row in session.execute(statement.execution_options(yield_per=_READ_BATCH)):
-            members.append(
-                Member(
-                    record_id=row[0],
-                    person_id=row[1],
-                    pinned=row[2] or row[1] in assigned,
-                    view=view_of(row[3]),
-                    created_at=row[4],
-                )
-            )
+            members.append(member_of(row, assigned))
             versions[row[0]] = row[5]
             if progress is not None and len(members) % _READ_BATCH == 0:
                 progress("reading records", len(members), total)
