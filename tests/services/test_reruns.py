@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,12 +12,14 @@ from sqlalchemy import func, select
 
 from gateway.db import Database
 from gateway.errors import Conflict
-from gateway.matching import Bands, MatchModel, load_model
+from gateway.matching import Bands, MatchModel, load_model, view_of
+from gateway.matching.keys import COARSE_KEY_RECORDS
 from gateway.models import Change, MatchDecision, MatcherRun, Person, SourceRecord, utcnow
 from gateway.repositories import matching as matching_repo
 from gateway.services import match_models, reruns, review, writeback
 from gateway.services.golden import DEFAULT_POLICY
 from gateway.services.identity import Matcher
+from gateway.services.reresolve import Member, candidate_pairs
 from gateway.settings import MatchingSettings
 from tests.builders import another_record_of, ingest_records, make_case_record, random_crn
 
@@ -347,3 +351,79 @@ def record_id_of(db: Database, record: dict[str, Any]) -> uuid.UUID:
 
 def decision_id(db: Database) -> uuid.UUID:
     return db.read(lambda s: s.scalars(select(MatchDecision.id)).first())
+
+
+def test_a_run_taken_over_while_it_reads_stops_at_its_next_heartbeat(db: Database) -> None:
+    first, second = copies(1)[0]
+    ingest_records(db, [first, second], matcher=matcher())
+    db.write(lambda session: reruns.request_run(session, principal=None, now=utcnow()))
+    mine = db.write(lambda session: reruns.claim_next(session, now=utcnow()))
+    assert mine is not None
+    ticks = itertools.count()
+    start = utcnow()
+
+    def clock() -> Any:
+        # Each look at the clock is a minute later: every report is due a heartbeat.
+        return start + timedelta(minutes=next(ticks))
+
+    stages: list[str] = []
+
+    def taken_over(stage: str, done: int, total: int) -> None:
+        stages.append(stage)
+        later = start + reruns.STALE_AFTER * 10
+        db.write(lambda session: reruns.claim_next(session, now=later))
+
+    activate(db, STRICT)
+
+    assert reruns.execute(db, matcher(), mine, progress=taken_over, clock=clock) is None
+    # The heartbeat after the first report noticed: it never went on to score pairs.
+    assert stages == ["reading records"]
+    # It stopped before applying anything: the copies are still one person.
+    assert person_of(db, first) == person_of(db, second)
+
+
+def test_a_run_stopped_by_shutdown_is_queued_again_and_starts_over(db: Database) -> None:
+    ingest_records(db, [make_case_record()], matcher=matcher())
+    run = db.write(lambda session: reruns.request_run(session, principal=None, now=utcnow()))
+    claim = db.write(lambda session: reruns.claim_next(session, now=utcnow()))
+    assert claim is not None
+
+    stopped = reruns.execute(db, matcher(), claim, should_stop=lambda: True)
+
+    assert stopped is not None
+    assert (stopped.status, stopped.claim) == ("queued", None)
+    again = db.write(lambda session: reruns.claim_next(session, now=utcnow()))
+    assert again is not None
+    assert again.run_id == run.id
+    finished = reruns.execute(db, matcher(), again)
+    assert finished is not None
+    assert (finished.status, finished.records_done) == ("succeeded", 1)
+
+
+def test_a_coarse_key_held_by_more_than_its_cap_nominates_no_one(db: Database) -> None:
+    records = [make_case_record() for _ in range(COARSE_KEY_RECORDS + 1)]
+    ingest_records(db, records, matcher=matcher())
+    ids = db.read(lambda s: list(s.scalars(select(SourceRecord.id))))
+    coarse, fine = "names:ZQX|QZX", "sn_dob:ZQX:1980-01-01"
+    db.write(
+        lambda s: matching_repo.add_keys(
+            s, [{"key": key, "source_record_id": i} for i in ids for key in (coarse, fine)]
+        )
+    )
+
+    by_key, _records = db.read(
+        lambda s: matching_repo.candidates_by_keys(s, [coarse, fine], max_key_records=500)
+    )
+
+    assert set(by_key) == {fine}
+    # The re-run's pairs follow the same cap.
+    same_names = [
+        Member(uuid.UUID(int=i + 1), uuid.UUID(int=i + 1), False, view, utcnow())
+        for i, view in enumerate(
+            [view_of({"forenames": ["Quorra"], "surname": "Zanzibarre"})] * (COARSE_KEY_RECORDS + 1)
+        )
+    ]
+    assert candidate_pairs(same_names, max_key_records=500) == []
+    assert len(candidate_pairs(same_names[:COARSE_KEY_RECORDS], max_key_records=500)) == (
+        COARSE_KEY_RECORDS * (COARSE_KEY_RECORDS - 1) // 2
+    )
